@@ -8,5 +8,84 @@ namespace w4a16::arch {
 // ---- dot2 (decode) ----
 
 // ---- WMMA 16x16x16 (prefill) ----
+// The interface of gfx11.cuh's WMMA section on NVIDIA tensor cores: one 16x16x16 product is two
+// mma.sync.m16n8k16 (n = 0-7 and n = 8-15). Fragment contents and the accumulator map are
+// NVIDIA's own. Operand tiles sit in LDS as raw 16-bit values with K contiguous: A as [m][k],
+// B as [n][k]; `tile` points at element (0, 0) of a 16x16 sub-tile, `ld` is the row pitch in
+// elements (a multiple of 8, so each ldmatrix row address is 16-byte aligned).
+
+// m16n8k16 A (row-major), g = lane / 4, q = lane % 4: r0 = A[g][2q..2q+1], r1 = A[g+8][2q..],
+// r2 = A[g][2q+8..], r3 = A[g+8][2q+8..].
+struct WmmaFragA { uint32_t r[4]; };
+// m16n8k16 B ("col", i.e. [n][k]) for two n8 halves h: r[2h] = B[k 2q..2q+1][n 8h+g],
+// r[2h+1] = B[k 2q+8..][n 8h+g].
+struct WmmaFragB { uint32_t r[4]; };
+// m16n8 C for two n8 halves h: v[4h + j] = C[g + 8 * (j / 2)][8h + 2q + j % 2].
+struct WmmaAcc { float v[8]; };
+constexpr int kWmmaAccPerLane = 8;
+
+__device__ inline void wmma_zero(WmmaAcc& c) {
+  for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
+}
+
+__device__ inline uint32_t wmma_smem_addr(const uint16_t* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// ldmatrix.x4 on A[m][k]: lanes 0-15 give rows 0-15 at k 0, lanes 16-31 rows 0-15 at k 8, so
+// matrices 0..3 are (rows 0-7, k0), (rows 8-15, k0), (rows 0-7, k8), (rows 8-15, k8) = r0..r3.
+__device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, int lane) {
+  const uint32_t addr = wmma_smem_addr(tile + (lane & 15) * ld + (lane >> 4) * 8);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(f.r[0]), "=r"(f.r[1]), "=r"(f.r[2]), "=r"(f.r[3])
+               : "r"(addr));
+}
+
+// ldmatrix.x4 on B[n][k]: lane l gives row n = l % 8 + 8 * (l / 16) at k = 8 * ((l / 8) % 2), so
+// matrices 0..3 are (n 0-7, k0), (n 0-7, k8), (n 8-15, k0), (n 8-15, k8) = r0..r3.
+__device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, int lane) {
+  const int n = (lane & 7) + ((lane >> 4) << 3);
+  const int k = ((lane >> 3) & 1) << 3;
+  const uint32_t addr = wmma_smem_addr(tile + n * ld + k);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(f.r[0]), "=r"(f.r[1]), "=r"(f.r[2]), "=r"(f.r[3])
+               : "r"(addr));
+}
+
+template <bool kBf16>
+__device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB& b) {
+  for (int h = 0; h < 2; ++h) {
+    float* d = c.v + 4 * h;
+    if constexpr (kBf16) {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+          "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[2 * h]), "r"(b.r[2 * h + 1]));
+    } else {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+          "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[2 * h]), "r"(b.r[2 * h + 1]));
+    }
+  }
+}
+
+// Row / column of accumulator slot i in lane `lane` (the C layout above).
+__device__ inline int wmma_acc_row(int lane, int i) { return (lane >> 2) + 8 * ((i >> 1) & 1); }
+__device__ inline int wmma_acc_col(int lane, int i) { return 8 * (i >> 2) + 2 * (lane & 3) + (i & 1); }
+
+// fp32 -> fp16 / bf16 bits, round to nearest even.
+template <bool kBf16>
+__device__ inline uint16_t wmma_to_bits(float x) {
+  unsigned short h;
+  if constexpr (kBf16) {
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
+  } else {
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
+  }
+  return h;
+}
 
 }  // namespace w4a16::arch

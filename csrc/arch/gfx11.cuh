@@ -8,5 +8,66 @@ namespace w4a16::arch {
 // ---- dot2 (decode) ----
 
 // ---- WMMA 16x16x16 (prefill) ----
+// Interface used by gemm_wmma_kernel.cuh (same names in cuda.cuh and rdna3_emu.cuh):
+//   WmmaFragA / WmmaFragB / WmmaAcc, kWmmaAccPerLane, wmma_zero, wmma_load_a, wmma_load_b,
+//   wmma_mma<kBf16>, wmma_acc_row / wmma_acc_col, wmma_to_bits<kBf16>.
+// Operand tiles sit in LDS as raw 16-bit values with K contiguous: A as [m][k], B as [n][k];
+// `tile` points at element (0, 0) of one 16x16 sub-tile, `ld` is the row pitch in elements
+// (a multiple of 8, so every row starts 16-byte aligned).
+
+typedef short WmmaV16s __attribute__((ext_vector_type(16)));
+typedef _Float16 WmmaV16h __attribute__((ext_vector_type(16)));
+typedef float WmmaV8f __attribute__((ext_vector_type(8)));
+
+// wave32 A operand: lane t holds A[t % 16][k = 0..15]; lanes 16-31 repeat lanes 0-15.
+struct WmmaFragA { WmmaV16s v; };
+// wave32 B operand: lane t holds B[k = 0..15][n = t % 16]; lanes 16-31 repeat lanes 0-15.
+struct WmmaFragB { WmmaV16s v; };
+// wave32 fp32 C/D: lane t, slot i holds C[2i + t / 16][t % 16].
+struct WmmaAcc { WmmaV8f v; };
+constexpr int kWmmaAccPerLane = 8;
+
+__device__ inline void wmma_zero(WmmaAcc& c) {
+  for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
+}
+
+// A[m][k] rows are K-contiguous in LDS: lane t reads the 32 bytes of row t % 16.
+__device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, int lane) {
+  f.v = *reinterpret_cast<const WmmaV16s*>(tile + (lane & 15) * ld);
+}
+
+// B is stored transposed ([n][k]), so column n = t % 16 is one contiguous 32-byte row.
+__device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, int lane) {
+  f.v = *reinterpret_cast<const WmmaV16s*>(tile + (lane & 15) * ld);
+}
+
+// clang 19 declares the bf16 operands as 16 x short ("V16s"); should a later clang declare them
+// as 16 x __bf16, bit-cast f.v to that vector type here and nowhere else.
+template <bool kBf16>
+__device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB& b) {
+  if constexpr (kBf16) {
+    c.v = __builtin_amdgcn_wmma_f32_16x16x16_bf16_w32(a.v, b.v, c.v);
+  } else {
+    c.v = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(__builtin_bit_cast(WmmaV16h, a.v),
+                                                     __builtin_bit_cast(WmmaV16h, b.v), c.v);
+  }
+}
+
+// Row / column of accumulator slot i in lane `lane` (the C layout above).
+__device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
+__device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
+
+// fp32 -> fp16 / bf16 bits, round to nearest even (gfx11 has no bf16 convert: done on the bits,
+// NaN kept quiet).
+template <bool kBf16>
+__device__ inline uint16_t wmma_to_bits(float x) {
+  if constexpr (kBf16) {
+    const uint32_t u = __builtin_bit_cast(uint32_t, x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  } else {
+    return __builtin_bit_cast(uint16_t, static_cast<_Float16>(x));
+  }
+}
 
 }  // namespace w4a16::arch

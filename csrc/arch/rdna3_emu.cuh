@@ -8,5 +8,87 @@ namespace w4a16::arch {
 // ---- dot2 (decode) ----
 
 // ---- WMMA 16x16x16 (prefill) ----
+// The interface of gfx11.cuh's WMMA section with the same fragment contents, LDS loads and
+// accumulator map; only v_wmma itself is emulated (warp shuffles, fp32 math). Operand tiles sit
+// in LDS as raw 16-bit values with K contiguous: A as [m][k], B as [n][k]; `tile` points at
+// element (0, 0) of a 16x16 sub-tile, `ld` is the row pitch in elements (a multiple of 8).
+
+// wave32 A operand: lane t holds A[t % 16][k = 0..15] (word j = k 2j, 2j+1); lanes 16-31 repeat.
+struct WmmaFragA { uint32_t w[8]; };
+// wave32 B operand: lane t holds B[k = 0..15][n = t % 16] (word j = k 2j, 2j+1); lanes 16-31 repeat.
+struct WmmaFragB { uint32_t w[8]; };
+// wave32 fp32 C/D: lane t, slot i holds C[2i + t / 16][t % 16].
+struct WmmaAcc { float v[8]; };
+constexpr int kWmmaAccPerLane = 8;
+
+__device__ inline void wmma_zero(WmmaAcc& c) {
+  for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
+}
+
+// A[m][k] rows are K-contiguous in LDS: lane t reads the 32 bytes of row t % 16.
+__device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, int lane) {
+  const uint4* row = reinterpret_cast<const uint4*>(tile + (lane & 15) * ld);
+  const uint4 lo = row[0], hi = row[1];
+  f.w[0] = lo.x; f.w[1] = lo.y; f.w[2] = lo.z; f.w[3] = lo.w;
+  f.w[4] = hi.x; f.w[5] = hi.y; f.w[6] = hi.z; f.w[7] = hi.w;
+}
+
+// B is stored transposed ([n][k]), so column n = t % 16 is one contiguous 32-byte row.
+__device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, int lane) {
+  const uint4* row = reinterpret_cast<const uint4*>(tile + (lane & 15) * ld);
+  const uint4 lo = row[0], hi = row[1];
+  f.w[0] = lo.x; f.w[1] = lo.y; f.w[2] = lo.z; f.w[3] = lo.w;
+  f.w[4] = hi.x; f.w[5] = hi.y; f.w[6] = hi.z; f.w[7] = hi.w;
+}
+
+template <bool kBf16>
+__device__ inline float wmma_emu_to_f32(uint32_t bits16) {
+  if constexpr (kBf16) {
+    return __uint_as_float(bits16 << 16);
+  } else {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(static_cast<unsigned short>(bits16)));
+    return f;
+  }
+}
+
+// v_wmma_f32_16x16x16_{f16,bf16}: D = A x B + C with every product exact in fp32 (11- or 8-bit
+// significands) and fp32 accumulation. Lane t owns D[2i + t/16][t%16]: its B column is already
+// local; row 2i + t/16 of A is fetched from the lane that holds it (lane 2i + t/16).
+template <bool kBf16>
+__device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB& b) {
+  const int lane = threadIdx.x & 31;
+  float bcol[16];
+  for (int j = 0; j < 8; ++j) {
+    bcol[2 * j] = wmma_emu_to_f32<kBf16>(b.w[j] & 0xffffu);
+    bcol[2 * j + 1] = wmma_emu_to_f32<kBf16>(b.w[j] >> 16);
+  }
+  for (int i = 0; i < 8; ++i) {
+    const int src = 2 * i + (lane >> 4);
+    float acc = c.v[i];
+    for (int j = 0; j < 8; ++j) {
+      const uint32_t aw = __shfl_sync(0xffffffffu, a.w[j], src);
+      acc = fmaf(wmma_emu_to_f32<kBf16>(aw & 0xffffu), bcol[2 * j], acc);
+      acc = fmaf(wmma_emu_to_f32<kBf16>(aw >> 16), bcol[2 * j + 1], acc);
+    }
+    c.v[i] = acc;
+  }
+}
+
+// Row / column of accumulator slot i in lane `lane` (the C layout above).
+__device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
+__device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
+
+// fp32 -> fp16 / bf16 bits, round to nearest even.
+template <bool kBf16>
+__device__ inline uint16_t wmma_to_bits(float x) {
+  unsigned short h;
+  if constexpr (kBf16) {
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
+  } else {
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
+  }
+  return h;
+}
 
 }  // namespace w4a16::arch
