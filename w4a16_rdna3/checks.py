@@ -1,0 +1,121 @@
+"""Argument checks for the W4A16 GEMM, shared by every backend.
+
+A bad shape that reaches a kernel reads or writes out of bounds, so every
+backend calls `check_gemm_args` before launching anything. Errors name the
+argument, what was expected and what was received.
+"""
+
+from typing import NamedTuple
+
+import torch
+
+ACTIVATION_DTYPES = (torch.float16, torch.bfloat16)
+PACK_FACTOR = 8  # 4-bit values per int32
+
+
+class GemmShape(NamedTuple):
+    m: int
+    k: int
+    n: int
+    group_size: int
+
+
+def _fail_type(name: str, expected: str, got: object) -> TypeError:
+    return TypeError(f"{name}: expected {expected}, got {got}")
+
+
+def _fail_value(name: str, expected: str, got: object) -> ValueError:
+    return ValueError(f"{name}: expected {expected}, got {got}")
+
+
+def _shape(t: torch.Tensor) -> list[int]:
+    return list(t.shape)
+
+
+def _require_tensor(name: str, t: object) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise _fail_type(name, "a torch.Tensor", type(t).__name__)
+    return t
+
+
+def _require_dtype(name: str, t: torch.Tensor, dtype: torch.dtype, why: str = "") -> None:
+    if t.dtype != dtype:
+        raise _fail_type(name, f"dtype {dtype}{why}", t.dtype)
+
+
+def _require_shape(name: str, t: torch.Tensor, shape: list[int], how: str) -> None:
+    if _shape(t) != shape:
+        raise _fail_value(name, f"shape {how} = {shape}", _shape(t))
+
+
+def _require_placement(name: str, t: torch.Tensor, device: torch.device) -> None:
+    if t.device != device:
+        raise _fail_value(name, f"device {device} (same as a)", t.device)
+    if not t.is_contiguous():
+        raise _fail_value(name, "a contiguous tensor", f"strides {list(t.stride())} for shape {_shape(t)}")
+
+
+def check_gemm_args(
+    a: torch.Tensor,
+    b_q: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    perm: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> GemmShape:
+    """Validate the arguments of `gemm` (kernel layout, see DESIGN.md) and return its shape.
+
+    `a` must be 2-D here; callers flatten leading dimensions first. `perm` is checked for
+    dtype and length only: checking that it is a permutation would need a device sync.
+    """
+    a = _require_tensor("a", a)
+    if a.dtype not in ACTIVATION_DTYPES:
+        raise _fail_type("a", "dtype torch.float16 or torch.bfloat16", a.dtype)
+    if a.dim() != 2:
+        raise _fail_value("a", "a 2-D tensor [M, K] (flatten leading dimensions first)", f"shape {_shape(a)}")
+    m, k = _shape(a)
+    if k == 0 or k % PACK_FACTOR != 0:
+        raise _fail_value("a", f"K = a.shape[1] a positive multiple of {PACK_FACTOR}", f"K = {k}")
+
+    b_q = _require_tensor("b_q", b_q)
+    _require_dtype("b_q", b_q, torch.int32)
+    if b_q.dim() != 2:
+        raise _fail_value("b_q", "a 2-D tensor [K/8, N]", f"shape {_shape(b_q)}")
+    n = b_q.shape[1]
+    if b_q.shape[0] != k // PACK_FACTOR:
+        raise _fail_value("b_q", f"shape [K/8, N] = [{k // PACK_FACTOR}, N] (K = {k} from a)", f"shape {_shape(b_q)}")
+    if n == 0 or n % PACK_FACTOR != 0:
+        raise _fail_value("b_q", f"N = b_q.shape[1] a positive multiple of {PACK_FACTOR}", f"N = {n}")
+
+    scales = _require_tensor("scales", scales)
+    _require_dtype("scales", scales, a.dtype, " (same as a)")
+    if scales.dim() != 2 or scales.shape[1] != n:
+        raise _fail_value("scales", f"a 2-D tensor [K/G, N] with N = {n}", f"shape {_shape(scales)}")
+    groups = scales.shape[0]
+    if groups == 0 or k % groups != 0:
+        raise _fail_value("scales", f"a number of rows K/G that divides K = {k}", f"{groups} rows")
+    group_size = k // groups
+    if group_size % PACK_FACTOR != 0:
+        raise _fail_value(
+            "scales", f"group size G = K / scales.shape[0] a multiple of {PACK_FACTOR}", f"G = {k} / {groups} = {group_size}"
+        )
+
+    if zeros is not None:
+        zeros = _require_tensor("zeros", zeros)
+        _require_dtype("zeros", zeros, torch.int32)
+        _require_shape("zeros", zeros, [groups, n // PACK_FACTOR], "[K/G, N/8]")
+    if perm is not None:
+        perm = _require_tensor("perm", perm)
+        _require_dtype("perm", perm, torch.int32)
+        _require_shape("perm", perm, [k], "[K]")
+    if bias is not None:
+        bias = _require_tensor("bias", bias)
+        _require_dtype("bias", bias, a.dtype, " (same as a)")
+        _require_shape("bias", bias, [n], "[N]")
+
+    if not a.is_contiguous():
+        raise _fail_value("a", "a contiguous tensor", f"strides {list(a.stride())} for shape {_shape(a)}")
+    for name, t in (("b_q", b_q), ("scales", scales), ("zeros", zeros), ("perm", perm), ("bias", bias)):
+        if t is not None:
+            _require_placement(name, t, a.device)
+    return GemmShape(m=m, k=k, n=n, group_size=group_size)

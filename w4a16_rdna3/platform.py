@@ -1,0 +1,155 @@
+"""Which GPU is this? The first GPU's gfx arch name, asked of amdsmi without initialising HIP/CUDA.
+
+Initialising HIP in the parent process would break vLLM's worker processes (they fork), so the
+kernel selection must not touch torch.cuda; amdsmi reads the driver's sysfs/ioctl data instead.
+Every failure returns None and keeps a reason in plain words for `w4a16-rdna3 info`.
+"""
+
+import contextlib
+import ctypes
+import functools
+import importlib
+import io
+import os
+import re
+import sys
+from types import ModuleType
+from typing import NamedTuple
+
+ARCH_ENV = "W4A16_RDNA3_ARCH"
+_ARCH_NAME = re.compile(r"gfx[0-9a-f]+")
+
+
+class _Probe(NamedTuple):
+    arch: str | None
+    reason: str
+
+
+def _normalise_arch(value: object) -> str | None:
+    """amdsmi's target_graphics_version across versions -> 'gfx1100' (or None if unreadable).
+
+    amdsmi 7.x returns "gfx" + hex(int) ("gfx1100", "gfx90a"); the C struct holds the integer
+    0x1100 (older bindings passed it through as an int or hex string); amd-smi's text output can
+    carry target features ("gfx90a:sramecc+:xnack-").
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"gfx{value:x}" if value > 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower().split(":", 1)[0]
+    if text.startswith("0x"):
+        text = "gfx" + text[2:]
+    elif not text.startswith("gfx"):
+        text = "gfx" + text
+    return text if _ARCH_NAME.fullmatch(text) else None
+
+
+def _flush_c_stdout() -> None:
+    # A C library's printf sits in libc's buffer until flushed; flush it while fd 1 is still
+    # pointing at /dev/null, so it does not leak out after fd 1 is restored.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence stdout at both the Python and the file-descriptor level."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            saved_fd = os.dup(1)
+        except OSError:
+            saved_fd = None
+        if saved_fd is None:
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), 1)
+                yield
+        finally:
+            _flush_c_stdout()
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def _import_amdsmi() -> tuple[ModuleType | None, str]:
+    """Import amdsmi quietly: PyPI amdsmi without ROCm prints two lines and raises KeyError."""
+    sys.stdout.flush()
+    try:
+        with _quiet_stdout():
+            return importlib.import_module("amdsmi"), ""
+    except KeyboardInterrupt:
+        raise
+    except ImportError as e:
+        return None, f"amdsmi is not installed ({e}); install ROCm's amdsmi Python package"
+    except BaseException as e:  # noqa: BLE001 - a broken install may raise anything, even SystemExit
+        hint = " (its library libamd_smi.so was not found; install amd-smi-lib)" if "libamd_smi" in str(e) else ""
+        return None, f"amdsmi could not be imported: {e!r}{hint}"
+
+
+def _ask_amdsmi() -> _Probe:
+    amdsmi, reason = _import_amdsmi()
+    if amdsmi is None:
+        return _Probe(None, reason)
+    try:
+        amdsmi.amdsmi_init()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001
+        return _Probe(None, f"amdsmi_init failed: {e!r} (no amdgpu driver loaded, or no permission)")
+    try:
+        handles = list(amdsmi.amdsmi_get_processor_handles())
+        if not handles:
+            return _Probe(None, "amdsmi found no AMD GPU")
+        raw = amdsmi.amdsmi_get_gpu_asic_info(handles[0]).get("target_graphics_version")
+        arch = _normalise_arch(raw)
+        if arch is None:
+            return _Probe(None, f"amdsmi reported no usable arch name for GPU 0 (target_graphics_version={raw!r})")
+        return _Probe(arch, f"{arch} from amdsmi (GPU 0)")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001
+        return _Probe(None, f"amdsmi query failed: {e!r}")
+    finally:
+        with contextlib.suppress(Exception):
+            amdsmi.amdsmi_shut_down()
+
+
+@functools.cache
+def _probe() -> _Probe:
+    override = os.environ.get(ARCH_ENV, "").strip()
+    if override:
+        arch = _normalise_arch(override)
+        if arch is None:
+            return _Probe(None, f"{ARCH_ENV}={override!r} is not a gfx arch name (like gfx1100)")
+        return _Probe(arch, f"{arch} from {ARCH_ENV}")
+    return _ask_amdsmi()
+
+
+def gcn_arch() -> str | None:
+    """The first GPU's gfx arch name ('gfx1100', ...), or None; see gcn_arch_reason()."""
+    return _probe().arch
+
+
+def gcn_arch_reason() -> str:
+    """Where gcn_arch() got its answer, or why it has none, in plain words."""
+    return _probe().reason
+
+
+def cache_clear() -> None:
+    """Forget the cached answer (tests; after changing W4A16_RDNA3_ARCH)."""
+    _probe.cache_clear()
+
+
+def on_gfx11() -> bool:
+    """RDNA3 family (gfx1100, gfx1101, gfx1102, gfx1103, gfx1150, gfx1151, ...)."""
+    arch = gcn_arch()
+    return arch is not None and arch.startswith("gfx11")
+
+
+def on_gfx1100() -> bool:
+    return gcn_arch() == "gfx1100"
+
+
+def on_gfx1151() -> bool:
+    return gcn_arch() == "gfx1151"
