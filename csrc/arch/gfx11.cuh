@@ -1,11 +1,75 @@
 // gfx11: see arch.cuh. Sections: common types and barrier; dot2 (decode); WMMA 16x16x16 (prefill).
 #pragma once
 
+#include <hip/hip_runtime.h>
+#include <stdint.h>
+
 namespace w4a16::arch {
 
 // ---- common ----
+// 16-bit values travel as raw bits (uint16_t; a pair in a uint32_t, element 0 in the low half) so
+// that kernel code needs no header-specific half/bfloat type: ROCm 6 and Debian's HIP 5.2 headers
+// differ there, the compiler's _Float16 does not.
+constexpr int kWaveSize = 32;  // gfx11 builds are wave32 (clang's default there); layouts assume it
+typedef _Float16 F16x2 __attribute__((ext_vector_type(2)));
+
+__device__ inline int lane_id() { return __builtin_amdgcn_mbcnt_lo(~0u, 0u); }
+__device__ inline void barrier() { __syncthreads(); }
+
+__device__ inline float as_float(uint32_t u) { return __builtin_bit_cast(float, u); }
+__device__ inline uint32_t as_uint(float f) { return __builtin_bit_cast(uint32_t, f); }
+
+template <bool kBf16>
+__device__ inline float bits_to_float(uint32_t bits16) {
+  if constexpr (kBf16) {
+    return as_float(bits16 << 16);
+  } else {
+    return static_cast<float>(__builtin_bit_cast(_Float16, static_cast<uint16_t>(bits16)));
+  }
+}
+
+// fp32 -> fp16 / bf16 bits, round to nearest even (gfx11 has no bf16 convert: done on the bits,
+// NaN kept quiet).
+template <bool kBf16>
+__device__ inline uint16_t float_to_bits(float x) {
+  if constexpr (kBf16) {
+    const uint32_t u = as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  } else {
+    return __builtin_bit_cast(uint16_t, static_cast<_Float16>(x));
+  }
+}
+
+// Packed fp16 arithmetic on bit pairs (v_pk_add_f16 / v_pk_mul_f16), IEEE round to nearest even.
+__device__ inline uint32_t pk_sub_f16(uint32_t a, uint32_t b) {
+  return __builtin_bit_cast(uint32_t, __builtin_bit_cast(F16x2, a) - __builtin_bit_cast(F16x2, b));
+}
+__device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
+  return __builtin_bit_cast(uint32_t, __builtin_bit_cast(F16x2, a) * __builtin_bit_cast(F16x2, b));
+}
 
 // ---- dot2 (decode) ----
+// v_dot2_f32_f16 / v_dot2_f32_bf16 read packed 16-bit pairs straight from a VGPR, so an operand
+// is the raw pair: nothing to prepare.
+typedef uint32_t Dot2Operand;
+typedef short Dot2S2 __attribute__((ext_vector_type(2)));
+
+template <bool kBf16>
+__device__ inline Dot2Operand dot2_operand(uint32_t pair) { return pair; }
+
+// acc + a.lo * b.lo + a.hi * b.hi. clang 19 declares the bf16 builtin's operands as short2 (raw
+// bits); later LLVM moves bf16 operands to __bf16 vectors, and a same-size vector converts
+// implicitly to either, so raw short2 bits compile against both.
+template <bool kBf16>
+__device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
+  if constexpr (kBf16) {
+    return __builtin_amdgcn_fdot2_f32_bf16(__builtin_bit_cast(Dot2S2, a), __builtin_bit_cast(Dot2S2, b),
+                                           acc, false);
+  } else {
+    return __builtin_amdgcn_fdot2(__builtin_bit_cast(F16x2, a), __builtin_bit_cast(F16x2, b), acc, false);
+  }
+}
 
 // ---- WMMA 16x16x16 (prefill) ----
 // Interface used by gemm_wmma_kernel.cuh (same names in cuda.cuh and rdna3_emu.cuh):

@@ -1,0 +1,97 @@
+// int4 -> fp16 / bf16 without an int -> float conversion per element: a nibble ORed into the low
+// mantissa bits of a power of two is that power plus the nibble, exactly.
+//
+// One b_q int32 holds 8 consecutive K values of one column, nibble i (K offset i) at bits 4i.
+// Results come as pairs of 16-bit values in a uint32_t (element 0 in the low half), the operand
+// format of v_dot2_* and of packed fp16 math.
+#pragma once
+
+#include "arch/arch.cuh"
+
+namespace w4a16 {
+
+// ---- decode: offset integers, scale and zero applied by the caller in fp32 ----
+
+// 16 + q for q in 0..15 is exact in both types with the nibble landing in the mantissa:
+// fp16 16.0 = 0x4C00 (ulp 2^-6: nibble << 6), bf16 16.0 = 0x4180 (ulp 2^-3: nibble << 3).
+constexpr float kOffsetIntBias = 16.0f;
+template <bool kBf16>
+struct OffsetIntFormat {
+  static constexpr int kShift = kBf16 ? 3 : 6;
+  static constexpr uint32_t kMagic = kBf16 ? 0x41804180u : 0x4C004C00u;
+  static constexpr uint32_t kMask = 0x000F000Fu << kShift;
+};
+
+// p[j] = (16 + q[j], 16 + q[j + 4]): nibbles j and j + 4 sit 16 bits apart, so one shift and one
+// and-or per pair. Pairing K offsets (j, j + 4) means the activations must be paired the same
+// way (see interleave_k8).
+template <bool kBf16>
+__device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
+  using F = OffsetIntFormat<kBf16>;
+  const uint32_t ws = w << F::kShift;
+  for (int j = 0; j < 4; ++j) p[j] = ((ws >> (4 * j)) & F::kMask) | F::kMagic;
+}
+
+// Position of K offset i (0..7) in the (j, j + 4) pair order of offset_int_pairs: pair i % 4,
+// half i / 4, i.e. 16-bit slot 2 * (i % 4) + i / 4.
+__host__ __device__ constexpr int interleave_k8(int i) { return 2 * (i & 3) + (i >> 2); }
+
+// ---- full dequant: (q - z) * s as fp16 / bf16, natural K order ----
+
+// Per (group, column) constants of dequant8, built once per group.
+template <bool kBf16>
+struct GroupDequant;
+
+// fp16: 1024 + q (0x6400 | q) minus 1024 + z is the exact integer q - z (both are fp16 integers
+// below 2048); the one multiply by s then rounds once. Folding into q * s - (1024 + z) * s would
+// round the constant to fp16 first (FACTS.md).
+template <>
+struct GroupDequant<false> {
+  uint32_t zero_pair;   // fp16 (1024 + z) in both halves
+  uint32_t scale_pair;  // s in both halves
+};
+
+// bf16: gfx11 has no packed bf16 math, so fp32: q exact from 2^23 + q (0x4B000000 | q), then
+// q * s - z * s in one FMA: z * s is exact in fp32 (4-bit times 8-bit significand), so the FMA
+// rounds once to fp32 (and exactly: (q - z) * s fits 12 bits), then once to bf16.
+template <>
+struct GroupDequant<true> {
+  float scale;
+  float neg_zero_scale;
+};
+
+template <bool kBf16>
+__device__ inline GroupDequant<kBf16> make_group_dequant(uint16_t scale_bits, uint32_t zero) {
+  if constexpr (kBf16) {
+    const float s = arch::bits_to_float<true>(scale_bits);
+    return {s, -static_cast<float>(zero) * s};
+  } else {
+    return {(0x6400u + zero) * 0x00010001u, scale_bits * 0x00010001u};
+  }
+}
+
+// out[j] = dequantised K offsets (2j, 2j + 1) of one b_q int32, low half first.
+template <bool kBf16>
+__device__ inline void dequant8(uint32_t w, const GroupDequant<kBf16>& g, uint32_t (&out)[4]) {
+  if constexpr (kBf16) {
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t t = w >> (8 * j);
+      const float q_lo = arch::as_float(0x4B000000u | (t & 0xFu)) - 8388608.0f;
+      const float q_hi = arch::as_float(0x4B000000u | ((t >> 4) & 0xFu)) - 8388608.0f;
+      const uint32_t lo = arch::float_to_bits<true>(fmaf(q_lo, g.scale, g.neg_zero_scale));
+      const uint32_t hi = arch::float_to_bits<true>(fmaf(q_hi, g.scale, g.neg_zero_scale));
+      out[j] = lo | (hi << 16);
+    }
+  } else {
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t t = w >> (8 * j);
+      const uint32_t biased = 0x64006400u | (t & 0xFu) | ((t << 12) & 0x000F0000u);
+      out[j] = arch::pk_mul_f16(arch::pk_sub_f16(biased, g.zero_pair), g.scale_pair);
+    }
+  }
+}
+
+// Zero point of column n from one zeros int32 (packed along N: column n at nibble n % 8).
+__device__ inline uint32_t zero_of(uint32_t zeros_word, int n) { return (zeros_word >> (4 * (n & 7))) & 0xFu; }
+
+}  // namespace w4a16
