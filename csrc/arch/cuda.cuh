@@ -148,16 +148,4 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 __device__ inline int wmma_acc_row(int lane, int i) { return (lane >> 2) + 8 * ((i >> 1) & 1); }
 __device__ inline int wmma_acc_col(int lane, int i) { return 8 * (i >> 2) + 2 * (lane & 3) + (i & 1); }
 
-// fp32 -> fp16 / bf16 bits, round to nearest even.
-template <bool kBf16>
-__device__ inline uint16_t wmma_to_bits(float x) {
-  unsigned short h;
-  if constexpr (kBf16) {
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
-  } else {
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
-  }
-  return h;
-}
-
 }  // namespace w4a16::arch

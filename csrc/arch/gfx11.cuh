@@ -74,7 +74,7 @@ __device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
 // ---- WMMA 16x16x16 (prefill) ----
 // Interface used by gemm_wmma_kernel.cuh (same names in cuda.cuh and rdna3_emu.cuh):
 //   WmmaFragA / WmmaFragB / WmmaAcc, kWmmaAccPerLane, wmma_zero, wmma_load_a, wmma_load_b,
-//   wmma_mma<kBf16>, wmma_acc_row / wmma_acc_col, wmma_to_bits<kBf16>.
+//   wmma_mma<kBf16>, wmma_acc_row / wmma_acc_col.
 // Operand tiles sit in LDS as raw 16-bit values with K contiguous: A as [m][k], B as [n][k];
 // `tile` points at element (0, 0) of one 16x16 sub-tile, `ld` is the row pitch in elements
 // (a multiple of 8, so every row starts 16-byte aligned).
@@ -120,18 +120,5 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 // Row / column of accumulator slot i in lane `lane` (the C layout above).
 __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
-
-// fp32 -> fp16 / bf16 bits, round to nearest even (gfx11 has no bf16 convert: done on the bits,
-// NaN kept quiet).
-template <bool kBf16>
-__device__ inline uint16_t wmma_to_bits(float x) {
-  if constexpr (kBf16) {
-    const uint32_t u = __builtin_bit_cast(uint32_t, x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  } else {
-    return __builtin_bit_cast(uint16_t, static_cast<_Float16>(x));
-  }
-}
 
 }  // namespace w4a16::arch

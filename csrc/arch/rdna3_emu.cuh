@@ -114,35 +114,24 @@ __device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, i
   f.w[4] = hi.x; f.w[5] = hi.y; f.w[6] = hi.z; f.w[7] = hi.w;
 }
 
-template <bool kBf16>
-__device__ inline float wmma_emu_to_f32(uint32_t bits16) {
-  if constexpr (kBf16) {
-    return __uint_as_float(bits16 << 16);
-  } else {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(static_cast<unsigned short>(bits16)));
-    return f;
-  }
-}
-
 // v_wmma_f32_16x16x16_{f16,bf16}: D = A x B + C with every product exact in fp32 (11- or 8-bit
 // significands) and fp32 accumulation. Lane t owns D[2i + t/16][t%16]: its B column is already
 // local; row 2i + t/16 of A is fetched from the lane that holds it (lane 2i + t/16).
 template <bool kBf16>
 __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB& b) {
-  const int lane = threadIdx.x & 31;
+  const int lane = lane_id();
   float bcol[16];
   for (int j = 0; j < 8; ++j) {
-    bcol[2 * j] = wmma_emu_to_f32<kBf16>(b.w[j] & 0xffffu);
-    bcol[2 * j + 1] = wmma_emu_to_f32<kBf16>(b.w[j] >> 16);
+    bcol[2 * j] = bits_to_float<kBf16>(b.w[j] & 0xffffu);
+    bcol[2 * j + 1] = bits_to_float<kBf16>(b.w[j] >> 16);
   }
   for (int i = 0; i < 8; ++i) {
     const int src = 2 * i + (lane >> 4);
     float acc = c.v[i];
     for (int j = 0; j < 8; ++j) {
       const uint32_t aw = __shfl_sync(0xffffffffu, a.w[j], src);
-      acc = fmaf(wmma_emu_to_f32<kBf16>(aw & 0xffffu), bcol[2 * j], acc);
-      acc = fmaf(wmma_emu_to_f32<kBf16>(aw >> 16), bcol[2 * j + 1], acc);
+      acc = fmaf(bits_to_float<kBf16>(aw & 0xffffu), bcol[2 * j], acc);
+      acc = fmaf(bits_to_float<kBf16>(aw >> 16), bcol[2 * j + 1], acc);
     }
     c.v[i] = acc;
   }
@@ -151,17 +140,5 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 // Row / column of accumulator slot i in lane `lane` (the C layout above).
 __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
-
-// fp32 -> fp16 / bf16 bits, round to nearest even.
-template <bool kBf16>
-__device__ inline uint16_t wmma_to_bits(float x) {
-  unsigned short h;
-  if constexpr (kBf16) {
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
-  } else {
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
-  }
-  return h;
-}
 
 }  // namespace w4a16::arch
