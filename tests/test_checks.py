@@ -1,0 +1,101 @@
+"""check_gemm_args: every bad input is refused with a message naming the argument."""
+
+import pytest
+import torch
+
+from w4a16_rdna3.checks import GemmShape, check_gemm_args
+
+M, K, N, G = 4, 256, 32, 64
+
+
+def valid_args(dtype: torch.dtype = torch.float16) -> dict:
+    return {
+        "a": torch.zeros(M, K, dtype=dtype),
+        "b_q": torch.zeros(K // 8, N, dtype=torch.int32),
+        "scales": torch.ones(K // G, N, dtype=dtype),
+        "zeros": torch.zeros(K // G, N // 8, dtype=torch.int32),
+        "perm": torch.arange(K, dtype=torch.int32),
+        "bias": torch.zeros(N, dtype=dtype),
+    }
+
+
+def non_contiguous(t: torch.Tensor) -> torch.Tensor:
+    """Same shape and values, every other element of a twice-as-wide buffer."""
+    wide = torch.zeros(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype)
+    out = wide[..., ::2]
+    out.copy_(t)
+    assert not out.is_contiguous()
+    return out
+
+
+# (argument, replacement, exception, text the message must contain)
+BAD_INPUTS = [
+    ("a", [[1.0] * K] * M, TypeError, "a: expected a torch.Tensor, got list"),
+    ("a", torch.zeros(M, K), TypeError, "a: expected dtype torch.float16 or torch.bfloat16, got torch.float32"),
+    ("a", torch.zeros(2, M, K, dtype=torch.float16), ValueError, "a: expected a 2-D tensor"),
+    ("a", torch.zeros(M, K + 4, dtype=torch.float16), ValueError, "a: expected K = a.shape[1] a positive multiple of 8, got K = 260"),
+    ("a", non_contiguous(torch.zeros(M, K, dtype=torch.float16)), ValueError, "a: expected a contiguous tensor"),
+    ("b_q", torch.zeros(K // 8, N, dtype=torch.int64), TypeError, "b_q: expected dtype torch.int32, got torch.int64"),
+    ("b_q", torch.zeros(K // 8 * N, dtype=torch.int32), ValueError, "b_q: expected a 2-D tensor [K/8, N]"),
+    ("b_q", torch.zeros(K, N, dtype=torch.int32), ValueError, "b_q: expected shape [K/8, N] = [32, N] (K = 256 from a), got shape [256, 32]"),
+    ("b_q", torch.zeros(K // 8, 12, dtype=torch.int32), ValueError, "b_q: expected N = b_q.shape[1] a positive multiple of 8, got N = 12"),
+    ("b_q", non_contiguous(torch.zeros(K // 8, N, dtype=torch.int32)), ValueError, "b_q: expected a contiguous tensor"),
+    ("scales", torch.ones(K // G, N), TypeError, "scales: expected dtype torch.float16 (same as a), got torch.float32"),
+    ("scales", torch.ones(N, dtype=torch.float16), ValueError, "scales: expected a 2-D tensor [K/G, N] with N = 32"),
+    ("scales", torch.ones(K // G, N + 8, dtype=torch.float16), ValueError, "scales: expected a 2-D tensor [K/G, N] with N = 32, got shape [4, 40]"),
+    ("scales", torch.ones(3, N, dtype=torch.float16), ValueError, "scales: expected a number of rows K/G that divides K = 256, got 3 rows"),
+    ("scales", torch.ones(0, N, dtype=torch.float16), ValueError, "scales: expected a number of rows K/G that divides K = 256, got 0 rows"),
+    ("scales", torch.ones(64, N, dtype=torch.float16), ValueError, "scales: expected group size G = K / scales.shape[0] a multiple of 8, got G = 256 / 64 = 4"),
+    ("scales", torch.ones(K // G, N, dtype=torch.float16, device="meta"), ValueError, "scales: expected device cpu (same as a), got meta"),
+    ("scales", non_contiguous(torch.ones(K // G, N, dtype=torch.float16)), ValueError, "scales: expected a contiguous tensor"),
+    ("zeros", torch.zeros(K // G, N // 8, dtype=torch.uint8), TypeError, "zeros: expected dtype torch.int32, got torch.uint8"),
+    ("zeros", torch.zeros(K // G, N, dtype=torch.int32), ValueError, "zeros: expected shape [K/G, N/8] = [4, 4], got [4, 32]"),
+    ("zeros", torch.zeros(N // 8, K // G + 1, dtype=torch.int32), ValueError, "zeros: expected shape [K/G, N/8] = [4, 4], got [4, 5]"),
+    ("zeros", torch.zeros(K // G, N // 8, dtype=torch.int32, device="meta"), ValueError, "zeros: expected device cpu (same as a), got meta"),
+    ("perm", torch.arange(K), TypeError, "perm: expected dtype torch.int32, got torch.int64"),
+    ("perm", torch.arange(K // 2, dtype=torch.int32), ValueError, "perm: expected shape [K] = [256], got [128]"),
+    ("perm", torch.arange(K, dtype=torch.int32).view(1, K), ValueError, "perm: expected shape [K] = [256], got [1, 256]"),
+    ("perm", non_contiguous(torch.arange(K, dtype=torch.int32)), ValueError, "perm: expected a contiguous tensor"),
+    ("bias", torch.zeros(N), TypeError, "bias: expected dtype torch.float16 (same as a), got torch.float32"),
+    ("bias", torch.zeros(1, N, dtype=torch.float16), ValueError, "bias: expected shape [N] = [32], got [1, 32]"),
+    ("bias", torch.zeros(N, dtype=torch.float16, device="meta"), ValueError, "bias: expected device cpu (same as a), got meta"),
+]
+
+
+@pytest.mark.parametrize(
+    "name, bad, error, message", BAD_INPUTS, ids=[f"{case[0]}-{i}" for i, case in enumerate(BAD_INPUTS)]
+)
+def test_bad_input_is_refused_with_a_message_naming_it(name, bad, error, message):
+    args = valid_args()
+    args[name] = bad
+    with pytest.raises(error) as info:
+        check_gemm_args(**args)
+    assert message in str(info.value)
+    assert str(info.value).startswith(f"{name}: ")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_valid_arguments_give_the_shape(dtype):
+    assert check_gemm_args(**valid_args(dtype)) == GemmShape(m=M, k=K, n=N, group_size=G)
+
+
+@pytest.mark.parametrize("optional", ["zeros", "perm", "bias"])
+def test_optional_arguments_may_be_none(optional):
+    args = valid_args()
+    args[optional] = None
+    assert check_gemm_args(**args).group_size == G
+
+
+def test_channelwise_and_empty_m():
+    args = valid_args()
+    args.update(a=torch.zeros(0, K, dtype=torch.float16), scales=torch.ones(1, N, dtype=torch.float16),
+                zeros=torch.zeros(1, N // 8, dtype=torch.int32))
+    assert check_gemm_args(**args) == GemmShape(m=0, k=K, n=N, group_size=K)
+
+
+def test_scales_dtype_mismatch_message_is_exact():
+    args = valid_args()
+    args["scales"] = args["scales"].float()
+    with pytest.raises(TypeError) as info:
+        check_gemm_args(**args)
+    assert str(info.value) == "scales: expected dtype torch.float16 (same as a), got torch.float32"

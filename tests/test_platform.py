@@ -1,0 +1,213 @@
+"""gcn_arch() with amdsmi mocked: every answer, every failure, quiet stdout, env override."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+import torch
+
+from w4a16_rdna3 import platform
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe(monkeypatch):
+    monkeypatch.delenv(platform.ARCH_ENV, raising=False)
+    platform.cache_clear()
+    yield
+    platform.cache_clear()
+
+
+class FakeAmdSmi(types.ModuleType):
+    """Stands in for the amdsmi module; records the calls made on it."""
+
+    def __init__(self, arch: object = "gfx1100", *, handles=("gpu0",), init_error=None, query_error=None):
+        super().__init__("amdsmi")
+        self.arch, self.handles = arch, list(handles)
+        self.init_error, self.query_error = init_error, query_error
+        self.calls: list[str] = []
+
+    def amdsmi_init(self):
+        self.calls.append("init")
+        if self.init_error is not None:
+            raise self.init_error
+
+    def amdsmi_shut_down(self):
+        self.calls.append("shut_down")
+
+    def amdsmi_get_processor_handles(self):
+        self.calls.append("handles")
+        return self.handles
+
+    def amdsmi_get_gpu_asic_info(self, handle):
+        self.calls.append(f"asic_info({handle})")
+        if self.query_error is not None:
+            raise self.query_error
+        return {"market_name": "Radeon", "target_graphics_version": self.arch}
+
+
+def install(monkeypatch, fake: types.ModuleType | None) -> None:
+    monkeypatch.setitem(sys.modules, "amdsmi", fake)
+
+
+@pytest.mark.parametrize(
+    "arch, gfx11, gfx1100, gfx1151",
+    [
+        ("gfx1100", True, True, False),
+        ("gfx1101", True, False, False),
+        ("gfx1151", True, False, True),
+        ("gfx942", False, False, False),
+    ],
+)
+def test_arch_from_amdsmi(monkeypatch, arch, gfx11, gfx1100, gfx1151):
+    fake = FakeAmdSmi(arch)
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() == arch
+    assert (platform.on_gfx11(), platform.on_gfx1100(), platform.on_gfx1151()) == (gfx11, gfx1100, gfx1151)
+    assert platform.gcn_arch_reason() == f"{arch} from amdsmi (GPU 0)"
+    assert fake.calls == ["init", "handles", "asic_info(gpu0)", "shut_down"]
+
+
+@pytest.mark.parametrize(
+    "raw, arch",
+    [(0x1100, "gfx1100"), (0x90A, "gfx90a"), ("0x1151", "gfx1151"), ("1101", "gfx1101"),
+     ("GFX1100", "gfx1100"), ("gfx90a:sramecc+:xnack-", "gfx90a")],
+)
+def test_arch_name_forms_across_amdsmi_versions(monkeypatch, raw, arch):
+    install(monkeypatch, FakeAmdSmi(raw))
+    assert platform.gcn_arch() == arch
+
+
+@pytest.mark.parametrize("raw", ["N/A", "", None, 0])
+def test_unreadable_arch_name(monkeypatch, raw):
+    fake = FakeAmdSmi(raw)
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() is None
+    assert "target_graphics_version" in platform.gcn_arch_reason()
+    assert fake.calls[-1] == "shut_down"
+
+
+def test_amdsmi_not_installed(monkeypatch):
+    install(monkeypatch, None)  # a None entry makes `import amdsmi` raise ImportError
+    assert platform.gcn_arch() is None
+    assert not platform.on_gfx11()
+    assert platform.gcn_arch_reason().startswith("amdsmi is not installed")
+
+
+def _broken_amdsmi_package(tmp_path, body: str) -> None:
+    package = tmp_path / "amdsmi"
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent(body))
+
+
+def test_import_printing_and_raising_keyerror_keeps_stdout_clean(monkeypatch, tmp_path, capfd):
+    # What PyPI amdsmi 7.0.2 does without ROCm: print to stdout, then KeyError('libamd_smi.so').
+    # The os.write line stands for a print from C, below Python's sys.stdout.
+    _broken_amdsmi_package(tmp_path, """
+        import os
+        print("Could not load libamd_smi.so")
+        print("Unable to find libamd_smi.so library try installing amd-smi-lib")
+        os.write(1, b"printed by C\\n")
+        raise KeyError("libamd_smi.so")
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    assert platform.gcn_arch() is None
+    print("still printing")
+    out, _ = capfd.readouterr()
+    assert out == "still printing\n"
+    reason = platform.gcn_arch_reason()
+    assert "KeyError('libamd_smi.so')" in reason and "amd-smi-lib" in reason
+
+
+def test_import_raising_system_exit_is_caught(monkeypatch, tmp_path):
+    _broken_amdsmi_package(tmp_path, "raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    assert platform.gcn_arch() is None
+    assert "SystemExit(3)" in platform.gcn_arch_reason()
+
+
+def test_keyboard_interrupt_during_import_propagates(monkeypatch, tmp_path):
+    _broken_amdsmi_package(tmp_path, "raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        platform.gcn_arch()
+
+
+def test_init_failure(monkeypatch):
+    fake = FakeAmdSmi(init_error=RuntimeError("AMDSMI_STATUS_INIT_ERROR"))
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() is None
+    assert platform.gcn_arch_reason().startswith("amdsmi_init failed: RuntimeError('AMDSMI_STATUS_INIT_ERROR')")
+    assert fake.calls == ["init"]  # nothing to shut down after a failed init
+
+
+def test_no_gpu(monkeypatch):
+    fake = FakeAmdSmi(handles=())
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() is None
+    assert platform.gcn_arch_reason() == "amdsmi found no AMD GPU"
+    assert fake.calls == ["init", "handles", "shut_down"]
+
+
+def test_query_failure_still_shuts_down(monkeypatch):
+    fake = FakeAmdSmi(query_error=OSError("permission denied"))
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() is None
+    assert "amdsmi query failed: OSError('permission denied')" == platform.gcn_arch_reason()
+    assert fake.calls[-1] == "shut_down"
+
+
+def test_answer_is_cached_until_cache_clear(monkeypatch):
+    fake = FakeAmdSmi("gfx1100")
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() == "gfx1100" and platform.on_gfx1100()
+    assert platform.gcn_arch_reason() and fake.calls.count("init") == 1
+    fake.arch = "gfx1101"
+    assert platform.gcn_arch() == "gfx1100"
+    platform.cache_clear()
+    assert platform.gcn_arch() == "gfx1101" and fake.calls.count("init") == 2
+
+
+def test_env_override_wins_without_asking_amdsmi(monkeypatch):
+    fake = FakeAmdSmi("gfx942")
+    install(monkeypatch, fake)
+    monkeypatch.setenv(platform.ARCH_ENV, "gfx1100")
+    assert platform.gcn_arch() == "gfx1100" and platform.on_gfx1100()
+    assert platform.gcn_arch_reason() == "gfx1100 from W4A16_RDNA3_ARCH"
+    assert fake.calls == []
+
+
+def test_env_override_that_is_not_an_arch(monkeypatch):
+    install(monkeypatch, FakeAmdSmi("gfx1100"))
+    monkeypatch.setenv(platform.ARCH_ENV, "rtx4090")
+    assert platform.gcn_arch() is None
+    assert platform.ARCH_ENV in platform.gcn_arch_reason()
+
+
+def test_probe_never_touches_torch_cuda(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("platform must not initialise HIP/CUDA")
+
+    for name in ("is_available", "device_count", "init", "get_device_properties"):
+        monkeypatch.setattr(torch.cuda, name, forbidden)
+    install(monkeypatch, FakeAmdSmi("gfx1100"))
+    assert platform.gcn_arch() == "gfx1100"
+
+
+def test_real_environment_prints_nothing_but_the_answer():
+    # Whatever amdsmi this machine has (none, PyPI without ROCm, or a working one), the probe
+    # must leave stdout to the caller.
+    code = "from w4a16_rdna3.platform import gcn_arch; print(repr(gcn_arch()))"
+    env = {k: v for k, v in os.environ.items() if k != platform.ARCH_ENV}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=repo, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and (lines[0] == "None" or lines[0].startswith("'gfx")), result.stdout
