@@ -1,0 +1,95 @@
+// Prefill launcher: picks a block tile from the table in gemm_wmma_kernel.cuh by M and launches
+// the kernel instantiation for (dtype, zeros or symmetric, act-order or not).
+#include "gemm_wmma.h"
+
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "gemm_wmma_kernel.cuh"
+
+namespace {
+
+using w4a16::WmmaGemmArgs;
+
+template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
+void launch_tile(const WmmaGemmArgs& p, cudaStream_t stream) {
+  const dim3 grid((p.n + Tile::kBN - 1) / Tile::kBN, (p.m + Tile::kBM - 1) / Tile::kBM);
+  TORCH_CHECK(grid.y <= 65535u, "gemm_wmma: M = ", p.m, " needs more than 65535 row blocks");
+  w4a16::gemm_wmma_kernel<Tile, kBf16, kHasZeros, kHasPerm><<<grid, Tile::kThreads, 0, stream>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <class Tile>
+void launch_variant(const WmmaGemmArgs& p, bool bf16, cudaStream_t stream) {
+  const bool zeros = p.zeros != nullptr, perm = p.perm != nullptr;
+  if (bf16) {
+    if (zeros) {
+      perm ? launch_tile<Tile, true, true, true>(p, stream) : launch_tile<Tile, true, true, false>(p, stream);
+    } else {
+      perm ? launch_tile<Tile, true, false, true>(p, stream) : launch_tile<Tile, true, false, false>(p, stream);
+    }
+  } else {
+    if (zeros) {
+      perm ? launch_tile<Tile, false, true, true>(p, stream) : launch_tile<Tile, false, true, false>(p, stream);
+    } else {
+      perm ? launch_tile<Tile, false, false, true>(p, stream) : launch_tile<Tile, false, false, false>(p, stream);
+    }
+  }
+}
+
+template <class Tile>
+int64_t blocks_of(int64_t m, int64_t n) {
+  return ((m + Tile::kBM - 1) / Tile::kBM) * ((n + Tile::kBN - 1) / Tile::kBN);
+}
+
+int multiprocessor_count(int device) {
+  int count = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+// 16-byte vector loads of a and perm: a tensor whose storage offset breaks that alignment is
+// copied once (contiguous views of fresh tensors never are).
+torch::Tensor aligned16(const torch::Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 ? t : t.clone();
+}
+
+}  // namespace
+
+void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
+                      const std::optional<torch::Tensor>& bias, torch::Tensor& out) {
+  const int64_t m = a.size(0), k = a.size(1), n = b_q.size(1);
+  if (m == 0 || n == 0) return;
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0, "gemm_wmma: out must be 16-byte aligned");
+  TORCH_CHECK(m <= INT32_MAX && k <= INT32_MAX && n <= INT32_MAX, "gemm_wmma: dimensions must fit in int32");
+  const c10::cuda::CUDAGuard device_guard(a.device());
+  const torch::Tensor a16 = aligned16(a);
+  const std::optional<torch::Tensor> perm16 = perm ? std::optional<torch::Tensor>(aligned16(*perm)) : std::nullopt;
+
+  WmmaGemmArgs p;
+  p.a = reinterpret_cast<const uint16_t*>(a16.data_ptr());
+  p.b_q = reinterpret_cast<const uint32_t*>(b_q.data_ptr());
+  p.scales = reinterpret_cast<const uint16_t*>(scales.data_ptr());
+  p.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;
+  p.perm = perm16 ? perm16->data_ptr<int32_t>() : nullptr;
+  p.bias = bias ? reinterpret_cast<const uint16_t*>(bias->data_ptr()) : nullptr;
+  p.out = reinterpret_cast<uint16_t*>(out.data_ptr());
+  p.m = static_cast<int>(m);
+  p.n = static_cast<int>(n);
+  p.k = static_cast<int>(k);
+  p.group_size = static_cast<int>(k / scales.size(0));
+
+  const bool bf16 = a.scalar_type() == at::kBFloat16;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t sms = multiprocessor_count(a.get_device());
+  // Large tiles reuse each loaded value most, but only pay once they give every CU/SM a block.
+  if (m >= 128 && blocks_of<w4a16::WmmaTileLarge>(m, n) >= sms) {
+    launch_variant<w4a16::WmmaTileLarge>(p, bf16, stream);
+  } else if (m > 32) {
+    launch_variant<w4a16::WmmaTileMedium>(p, bf16, stream);
+  } else {
+    launch_variant<w4a16::WmmaTileSmall>(p, bf16, stream);
+  }
+}
