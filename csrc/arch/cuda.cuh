@@ -109,6 +109,11 @@ __device__ inline uint32_t wmma_smem_addr(const uint16_t* p) {
 __device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, int lane) {
   const uint32_t addr = wmma_smem_addr(tile + (lane & 15) * ld + (lane >> 4) * 8);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+__device__ inline int wmma_thread_id() { return threadIdx.x; }
+__device__ inline int wmma_block_id_x() { return blockIdx.x; }
+__device__ inline int wmma_block_id_y() { return blockIdx.y; }
+__device__ inline void wmma_barrier() { __syncthreads(); }
+
                : "=r"(f.r[0]), "=r"(f.r[1]), "=r"(f.r[2]), "=r"(f.r[3])
                : "r"(addr));
 }

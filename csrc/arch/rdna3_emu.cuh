@@ -108,6 +108,11 @@ __device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, i
 
 // B is stored transposed ([n][k]), so column n = t % 16 is one contiguous 32-byte row.
 __device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, int lane) {
+__device__ inline int wmma_thread_id() { return threadIdx.x; }
+__device__ inline int wmma_block_id_x() { return blockIdx.x; }
+__device__ inline int wmma_block_id_y() { return blockIdx.y; }
+__device__ inline void wmma_barrier() { __syncthreads(); }
+
   const uint4* row = reinterpret_cast<const uint4*>(tile + (lane & 15) * ld);
   const uint4 lo = row[0], hi = row[1];
   f.w[0] = lo.x; f.w[1] = lo.y; f.w[2] = lo.z; f.w[3] = lo.w;
