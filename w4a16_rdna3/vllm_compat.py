@@ -1,0 +1,100 @@
+"""Where vLLM keeps its mixed-precision (MPLinearKernel) machinery, across vLLM versions.
+
+vLLM moved the package between releases:
+
+* newer releases (seen in 0.33.0): the base class in
+  `vllm.model_executor.kernels.linear.mixed_precision.MPLinearKernel`, the per-platform candidate
+  lists (`_POSSIBLE_KERNELS: dict[PlatformEnum, list]`) and `choose_mp_linear_kernel` in
+  `vllm.model_executor.kernels.linear`;
+* older releases: everything under `vllm.model_executor.layers.quantization.kernels.mixed_precision`,
+  the candidates a single list `_POSSIBLE_KERNELS` shared by all platforms (each kernel's
+  `can_implement` refuses the platforms it does not serve).
+
+Nothing here imports vLLM at module import time: the package must import without vLLM.
+"""
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+# (package holding MPLinearKernel.py, packages that may hold _POSSIBLE_KERNELS), newest first.
+_LAYOUTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "vllm.model_executor.kernels.linear.mixed_precision",
+        ("vllm.model_executor.kernels.linear", "vllm.model_executor.kernels.linear.mixed_precision"),
+    ),
+    (
+        "vllm.model_executor.layers.quantization.kernels.mixed_precision",
+        ("vllm.model_executor.layers.quantization.kernels.mixed_precision",),
+    ),
+)
+
+
+class VllmNotFound(ImportError):
+    """vLLM is not importable in this Python environment."""
+
+
+class VllmLayoutUnknown(RuntimeError):
+    """vLLM is importable, but not in a layout this package knows."""
+
+
+@dataclass(frozen=True)
+class VllmMixedPrecision:
+    """The pieces of an installed vLLM that this package plugs into."""
+
+    version: str
+    base_module: ModuleType  # defines MPLinearKernel and MPLinearLayerConfig
+    selection_module: ModuleType  # defines _POSSIBLE_KERNELS and choose_mp_linear_kernel
+
+    @property
+    def kernel_base(self) -> type:
+        return self.base_module.MPLinearKernel
+
+    @property
+    def layer_config(self) -> type:
+        return self.base_module.MPLinearLayerConfig
+
+
+def _import(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        # Only "this module does not exist" means "other layout"; a module that exists but fails
+        # to import is a broken vLLM install, and hiding that would mislead the user.
+        if e.name is not None and name.startswith(e.name):
+            return None
+        raise
+
+
+def vllm_version() -> str:
+    """vLLM's version string; raises VllmNotFound when vLLM is not importable."""
+    try:
+        vllm = importlib.import_module("vllm")
+    except ImportError as e:
+        raise VllmNotFound(f"vLLM is not importable: {e}") from e
+    return str(getattr(vllm, "__version__", "unknown"))
+
+
+def find_mixed_precision() -> VllmMixedPrecision:
+    """Locate MPLinearKernel and the kernel candidate lists in the installed vLLM.
+
+    Raises VllmNotFound without vLLM, and VllmLayoutUnknown (naming the vLLM version and the
+    places searched) when vLLM is there but keeps them somewhere this package does not know.
+    """
+    version = vllm_version()
+    for base_name, selection_names in _LAYOUTS:
+        base_pkg = _import(base_name)
+        if base_pkg is None:
+            continue
+        base = _import(f"{base_name}.MPLinearKernel")
+        if base is None or not hasattr(base, "MPLinearKernel"):
+            continue
+        for selection_name in selection_names:
+            selection = _import(selection_name)
+            if selection is not None and hasattr(selection, "_POSSIBLE_KERNELS"):
+                return VllmMixedPrecision(version, base, selection)
+    searched = "; ".join(f"{b}.MPLinearKernel with _POSSIBLE_KERNELS in {' or '.join(s)}" for b, s in _LAYOUTS)
+    raise VllmLayoutUnknown(
+        f"vLLM {version} keeps its mixed-precision linear kernels in a place w4a16_rdna3 does not know "
+        f"(searched: {searched}). Use a vLLM release this package supports (tested: 0.33.0)."
+    )

@@ -1,0 +1,79 @@
+"""vLLM general plugin (entry point group `vllm.general_plugins`, name `w4a16_rdna3`).
+
+vLLM calls `register()` in every process it starts (engine, workers), before models are built.
+On ROCm it puts RDNA3W4A16LinearKernel first among vLLM's candidate mixed-precision kernels, so
+`choose_mp_linear_kernel` asks it first for every GPTQ / compressed-tensors W4A16 layer; its
+`can_implement` accepts only gfx1100 (with the extension built) and otherwise lets vLLM's own
+candidates take the layer. Elsewhere nothing changes. It never raises: vLLM does not catch
+plugin errors, and a failed plugin must not stop a server that runs fine without it.
+"""
+
+import logging
+from typing import Any
+
+from w4a16_rdna3.vllm_compat import VllmMixedPrecision, VllmNotFound, find_mixed_precision
+
+# A child of vLLM's "vllm" logger, so the line appears in vLLM's log with vLLM's format and level.
+logger = logging.getLogger("vllm.w4a16_rdna3")
+
+PREFIX = "w4a16_rdna3 vLLM plugin:"
+
+
+def _current_platform(found: VllmMixedPrecision) -> Any:
+    # The platform object choose_mp_linear_kernel itself reads (it imports it by name).
+    platform = getattr(found.selection_module, "current_platform", None)
+    if platform is None:
+        from vllm.platforms import current_platform as platform
+    return platform
+
+
+def _rocm_candidates(found: VllmMixedPrecision, platform: Any) -> tuple[list, str]:
+    """The list choose_mp_linear_kernel walks on this platform, and its name for the log."""
+    possible = found.selection_module._POSSIBLE_KERNELS
+    where = f"{found.selection_module.__name__}._POSSIBLE_KERNELS"
+    if isinstance(possible, dict):
+        # Newer vLLM: one list per PlatformEnum, looked up with current_platform._enum.
+        key = platform._enum
+        return possible.setdefault(key, []), f"{where}[{key}]"
+    # Older vLLM: one list for every platform.
+    return possible, where
+
+
+def _register() -> tuple[int, str]:
+    """Do the work; return (logging level, the one line to log)."""
+    try:
+        found = find_mixed_precision()
+    except VllmNotFound as e:
+        return logging.INFO, f"{PREFIX} {e}; nothing to register"
+
+    platform = _current_platform(found)
+    if not platform.is_rocm():
+        name = type(platform).__name__
+        return logging.INFO, f"{PREFIX} platform is {name}, not ROCm: vLLM {found.version}'s kernel selection left unchanged"
+
+    from w4a16_rdna3.kernels import KERNEL_BASE_REASON, RDNA3W4A16LinearKernel
+
+    if not issubclass(RDNA3W4A16LinearKernel, found.kernel_base):
+        return logging.WARNING, (
+            f"{PREFIX} not registered: RDNA3W4A16LinearKernel is not a vLLM {found.version} MPLinearKernel "
+            f"({KERNEL_BASE_REASON})"
+        )
+    candidates, where = _rocm_candidates(found, platform)
+    if candidates and candidates[0] is RDNA3W4A16LinearKernel:
+        return logging.INFO, f"{PREFIX} RDNA3W4A16LinearKernel already first in {where} (vLLM {found.version})"
+    candidates[:] = [RDNA3W4A16LinearKernel] + [k for k in candidates if k is not RDNA3W4A16LinearKernel]
+    return logging.INFO, (
+        f"{PREFIX} put w4a16_rdna3's RDNA3W4A16LinearKernel first in {where} (vLLM {found.version}, ROCm): "
+        "it takes 4-bit GPTQ / compressed-tensors layers on gfx1100 and otherwise leaves them to vLLM's "
+        "own kernels, whose refusal reasons vLLM logs"
+    )
+
+
+def register() -> str:
+    """Register the RDNA3 kernel with vLLM (idempotent); log and return one line saying what happened."""
+    try:
+        level, message = _register()
+    except Exception as e:  # noqa: BLE001 - see the module docstring: never raise into vLLM
+        level, message = logging.WARNING, f"{PREFIX} not registered: {type(e).__name__}: {e}"
+    logger.log(level, message)
+    return message
