@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import types
 
 import pytest
@@ -211,3 +212,36 @@ def test_real_environment_prints_nothing_but_the_answer():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and (lines[0] == "None" or lines[0].startswith("'gfx")), result.stdout
+
+
+def test_two_gpus_reason_names_the_second(monkeypatch):
+    fake = FakeAmdSmi("gfx1036", handles=("igpu", "dgpu"))
+    fake.amdsmi_get_gpu_asic_info = lambda handle: {"target_graphics_version": {"igpu": "gfx1036", "dgpu": "gfx1100"}[handle]}
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() == "gfx1036"
+    assert platform.gcn_arch_reason() == "gfx1036 from amdsmi (GPU 0; GPU 1 is gfx1100)"
+
+
+def test_concurrent_quiet_imports_leave_stdout_working(monkeypatch, tmp_path, capfd):
+    _broken_amdsmi_package(tmp_path, """
+        import os
+        os.write(1, b"noise\\n")
+        raise KeyError("libamd_smi.so")
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    start = threading.Barrier(4)
+
+    def probe_many():
+        start.wait()
+        for _ in range(25):
+            platform._import_amdsmi()
+
+    threads = [threading.Thread(target=probe_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.write(1, b"after\n")
+    out, _ = capfd.readouterr()
+    assert out == "after\n"

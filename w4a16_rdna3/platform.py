@@ -13,11 +13,15 @@ import io
 import os
 import re
 import sys
+import threading
 from types import ModuleType
 from typing import NamedTuple
 
 ARCH_ENV = "W4A16_RDNA3_ARCH"
 _ARCH_NAME = re.compile(r"gfx[0-9a-f]+")
+# Redirecting fd 1 is process-wide: two threads silencing it at once could restore each other's
+# /dev/null and silence stdout for good, so one at a time.
+_STDOUT_LOCK = threading.Lock()
 
 
 class _Probe(NamedTuple):
@@ -53,8 +57,9 @@ def _flush_c_stdout() -> None:
 
 @contextlib.contextmanager
 def _quiet_stdout():
-    """Silence stdout at both the Python and the file-descriptor level."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    """Silence stdout at both the Python and the file-descriptor level (other threads' output too,
+    for the moment it takes)."""
+    with _STDOUT_LOCK, contextlib.redirect_stdout(io.StringIO()):
         try:
             saved_fd = os.dup(1)
         except OSError:
@@ -87,6 +92,19 @@ def _import_amdsmi() -> tuple[ModuleType | None, str]:
         return None, f"amdsmi could not be imported: {e!r}{hint}"
 
 
+def _other_gpus(amdsmi: ModuleType, handles: list) -> str:
+    """Notes like '; GPU 1 is gfx1036' on the GPUs after the first: an integrated GPU can come
+    first, and the user should see when GPU 0 is not the card they meant."""
+    notes = []
+    for index, handle in enumerate(handles, start=1):
+        try:
+            arch = _normalise_arch(amdsmi.amdsmi_get_gpu_asic_info(handle).get("target_graphics_version"))
+        except Exception:  # noqa: BLE001 - the note is optional, GPU 0 already answered
+            arch = None
+        notes.append(f"GPU {index} is {arch or 'unknown'}")
+    return "".join(f"; {note}" for note in notes)
+
+
 def _ask_amdsmi() -> _Probe:
     amdsmi, reason = _import_amdsmi()
     if amdsmi is None:
@@ -105,7 +123,7 @@ def _ask_amdsmi() -> _Probe:
         arch = _normalise_arch(raw)
         if arch is None:
             return _Probe(None, f"amdsmi reported no usable arch name for GPU 0 (target_graphics_version={raw!r})")
-        return _Probe(arch, f"{arch} from amdsmi (GPU 0)")
+        return _Probe(arch, f"{arch} from amdsmi (GPU 0{_other_gpus(amdsmi, handles[1:])})")
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001
