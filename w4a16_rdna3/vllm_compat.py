@@ -72,6 +72,10 @@ def vllm_version() -> str:
         vllm = importlib.import_module("vllm")
     except ImportError as e:
         raise VllmNotFound(f"vLLM is not importable: {e}") from e
+    if getattr(vllm, "__file__", None) is None:
+        # A bare directory named vllm on sys.path (a source checkout's parent, this project's
+        # tests/vllm) imports as a namespace package: that is not an installed vLLM.
+        raise VllmNotFound(f"vLLM is not importable: 'vllm' is only a directory here ({list(vllm.__path__)})")
     return str(getattr(vllm, "__version__", "unknown"))
 
 
