@@ -245,8 +245,9 @@ def ct_pack(signed: torch.Tensor, packed_dim: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
-def test_from_compressed_tensors_matches_its_dequant_formula(gen, symmetric):
-    n, k, group_size = 16, 64, 32
+@pytest.mark.parametrize("group_size", [32, 64])  # 64 = K: the "channel" strategy
+def test_from_compressed_tensors_matches_its_dequant_formula(gen, symmetric, group_size):
+    n, k = 16, 64
     values = torch.randint(-8, 8, (n, k), generator=gen)
     scale = torch.rand(n, k // group_size, generator=gen).add(0.5).to(torch.bfloat16)
     zero_point = torch.randint(-8, 8, (n, k // group_size), generator=gen)

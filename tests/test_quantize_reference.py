@@ -21,11 +21,12 @@ def dense_weights(kw) -> torch.Tensor:
     return original
 
 
-# 4-bit RTN of normal weights: the step is about range/15 with range about 4.5-6 sigma for groups of
-# 32-128 (and about 9 sigma channelwise on K = 256), so the error is step/sqrt(12), 0.09-0.17 sigma.
+# 4-bit RTN of normal weights: the step is range/15, the error about step/sqrt(12). Over 20 seeds
+# the relative error measured 0.080-0.082 (G=32 asym) up to 0.117-0.121 (channelwise sym, K=256);
+# each bound sits about 10% above the worst seen, so a quantiser that rounds worse fails.
 @pytest.mark.parametrize(
     "group_size, symmetric, bound",
-    [(32, False, 0.11), (32, True, 0.13), (128, False, 0.13), (128, True, 0.15), (-1, False, 0.15), (-1, True, 0.17)],
+    [(32, False, 0.09), (32, True, 0.105), (128, False, 0.113), (128, True, 0.125), (-1, False, 0.125), (-1, True, 0.135)],
 )
 @pytest.mark.parametrize("act_order", [False, True])
 def test_quantisation_error_is_small(gen, group_size, symmetric, bound, act_order):

@@ -17,8 +17,9 @@ Zero-point conventions of the checkpoint formats (from the sources named here):
   Symmetric quantisers set zero = (maxq + 1) / 2 = 8 (GPTQ `Quantizer.find_params`), so symmetric
   v1 checkpoints store nibble 7 everywhere (qzeros words 0x77777777).
 * GPTQ "v2" (GPTQModel internal format): qzeros holds the true zero; symmetric stores 8.
-* compressed-tensors "pack_quantized" (vllm-project/compressed-tensors,
-  compressors/quantized_compressors/pack_quantized.py, `pack_to_int32`): values are signed int8 in
+* compressed-tensors "pack_quantized" (compressors/quantized_compressors/pack_quantized.py,
+  `pack_to_int32`, read in both vllm-project/compressed-tensors (torch packer) and the older
+  neuralmagic/compressed-tensors (numpy packer); same layout in both): values are signed int8 in
   [-8, 7]; packing adds the offset 1 << (num_bits - 1) = 8, so every stored nibble is
   `value + 8`. weight [N, K] is packed along dim 1 into weight_packed [N, K/8] (nibble i of word c
   is K index 8c + i). Asymmetric zero points [N, K/G] are packed with `packed_dim=0` into
@@ -26,7 +27,8 @@ Zero-point conventions of the checkpoint formats (from the sources named here):
   (x_q - zero_point) * scale (quantization/lifecycle/forward.py `_dequantize`), so in stored
   (unsigned) nibbles it is (u - u_zero) * scale: the stored nibbles are exactly our q and our true
   zero, and a symmetric layer (zero point 0, not stored) has unsigned zero 8 = our None.
-  `weight_g_idx` containing -1 means "not initialised" there, i.e. column order.
+  `weight_g_idx` containing -1 means "not initialised" there, i.e. column order. The newer
+  "int4_quantized" format (int8 words) is a different layout and is not read here.
 """
 
 from dataclasses import dataclass
