@@ -202,13 +202,18 @@ def test_probe_never_touches_torch_cuda(monkeypatch):
 
 def test_real_environment_prints_nothing_but_the_answer():
     # Whatever amdsmi this machine has (none, PyPI without ROCm, or a working one), the probe
-    # must leave stdout to the caller.
-    code = "from w4a16_rdna3.platform import gcn_arch; print(repr(gcn_arch()))"
+    # must leave stdout to the caller. platform.py is loaded on its own, without the package's
+    # __init__, so only its own output is judged.
+    source = os.path.abspath(platform.__file__)
+    code = textwrap.dedent(f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("w4a16_platform", {source!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        print(repr(module.gcn_arch()))
+    """)
     env = {k: v for k, v in os.environ.items() if k != platform.ARCH_ENV}
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=repo, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and (lines[0] == "None" or lines[0].startswith("'gfx")), result.stdout
