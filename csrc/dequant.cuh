@@ -29,6 +29,7 @@ template <bool kBf16>
 __device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
   using F = OffsetIntFormat<kBf16>;
   const uint32_t ws = w << F::kShift;
+#pragma unroll
   for (int j = 0; j < 4; ++j) p[j] = ((ws >> (4 * j)) & F::kMask) | F::kMagic;
 }
 
@@ -74,6 +75,7 @@ __device__ inline GroupDequant<kBf16> make_group_dequant(uint16_t scale_bits, ui
 template <bool kBf16>
 __device__ inline void dequant8(uint32_t w, const GroupDequant<kBf16>& g, uint32_t (&out)[4]) {
   if constexpr (kBf16) {
+#pragma unroll
     for (int j = 0; j < 4; ++j) {
       const uint32_t t = w >> (8 * j);
       const float q_lo = arch::as_float(0x4B000000u | (t & 0xFu)) - 8388608.0f;
@@ -83,6 +85,7 @@ __device__ inline void dequant8(uint32_t w, const GroupDequant<kBf16>& g, uint32
       out[j] = lo | (hi << 16);
     }
   } else {
+#pragma unroll
     for (int j = 0; j < 4; ++j) {
       const uint32_t t = w >> (8 * j);
       const uint32_t biased = 0x64006400u | (t & 0xFu) | ((t << 12) & 0x000F0000u);

@@ -2,6 +2,15 @@
 // Kernel bodies include this file and nothing arch-specific.
 #pragma once
 
+#include <stdint.h>
+
+namespace w4a16::arch {
+// 16 bytes moved by one vector load or store (b_q: 4 int32 columns; activations: 8 16-bit values).
+struct alignas(16) U32x4 {
+  uint32_t x, y, z, w;
+};
+}  // namespace w4a16::arch
+
 #if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
 #include "gfx11.cuh"
 #elif defined(W4A16_RDNA3_EMULATION)

@@ -17,6 +17,10 @@ __device__ inline int lane_id() {
   asm("mov.u32 %0, %%laneid;" : "=r"(lane));
   return lane;
 }
+__device__ inline int thread_id() { return threadIdx.x; }
+__device__ inline int block_id_x() { return blockIdx.x; }
+__device__ inline int block_id_y() { return blockIdx.y; }
+__device__ inline int block_id_z() { return blockIdx.z; }
 __device__ inline void barrier() { __syncthreads(); }
 
 __device__ inline float as_float(uint32_t u) { return __uint_as_float(u); }
@@ -78,6 +82,19 @@ template <bool kBf16>
 __device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
   return fmaf(a.hi, b.hi, fmaf(a.lo, b.lo, acc));
 }
+
+// Weights are read exactly once: a read-only load that does not allocate in L1 keeps them from
+// evicting the scales that are reused from cache.
+__device__ inline U32x4 load_stream16(const uint32_t* p) {
+  U32x4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// Largest M for which the gemm op takes the decode kernel (tensor cores above it).
+constexpr int kGemmDot2MaxM = 16;
 
 // ---- WMMA 16x16x16 (prefill) ----
 // The interface of gfx11.cuh's WMMA section on NVIDIA tensor cores: one 16x16x16 product is two

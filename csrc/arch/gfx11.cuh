@@ -13,8 +13,18 @@ namespace w4a16::arch {
 constexpr int kWaveSize = 32;  // gfx11 builds are wave32 (clang's default there); layouts assume it
 typedef _Float16 F16x2 __attribute__((ext_vector_type(2)));
 
+// Ids and the barrier straight from builtins: HIP's threadIdx / blockIdx / __syncthreads call into
+// the device library, which the -nogpulib ISA check cannot link (calls would remain in the ISA).
 __device__ inline int lane_id() { return __builtin_amdgcn_mbcnt_lo(~0u, 0u); }
-__device__ inline void barrier() { __syncthreads(); }
+__device__ inline int thread_id() { return __builtin_amdgcn_workitem_id_x(); }
+__device__ inline int block_id_x() { return __builtin_amdgcn_workgroup_id_x(); }
+__device__ inline int block_id_y() { return __builtin_amdgcn_workgroup_id_y(); }
+__device__ inline int block_id_z() { return __builtin_amdgcn_workgroup_id_z(); }
+__device__ inline void barrier() {
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup");
+  __builtin_amdgcn_s_barrier();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
+}
 
 __device__ inline float as_float(uint32_t u) { return __builtin_bit_cast(float, u); }
 __device__ inline uint32_t as_uint(float f) { return __builtin_bit_cast(uint32_t, f); }
@@ -70,6 +80,19 @@ __device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
     return __builtin_amdgcn_fdot2(__builtin_bit_cast(F16x2, a), __builtin_bit_cast(F16x2, b), acc, false);
   }
 }
+
+// Weights are read exactly once: a nontemporal load keeps them from evicting the activations and
+// scales that are reused from cache.
+typedef uint32_t Dot2V4U __attribute__((ext_vector_type(4)));
+__device__ inline U32x4 load_stream16(const uint32_t* p) {
+  return __builtin_bit_cast(U32x4, __builtin_nontemporal_load(reinterpret_cast<const Dot2V4U*>(p)));
+}
+
+// Largest M for which the gemm op takes the decode kernel. Not measured (no gfx1100 here): at
+// M = 16 the dot2 work of a (4096, 14336) layer (~0.47 G v_dot2 at ~2 per lane per clock on 96
+// CUs) still takes less time than reading its 30 MB of weights at 960 GB/s, so decode stays
+// memory bound up to the largest row tile.
+constexpr int kGemmDot2MaxM = 16;
 
 // ---- WMMA 16x16x16 (prefill) ----
 // Interface used by gemm_wmma_kernel.cuh (same names in cuda.cuh and rdna3_emu.cuh):

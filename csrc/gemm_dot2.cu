@@ -1,0 +1,130 @@
+// torch -> gemm_dot2_kernel launch: row tile, K split sized to fill the device, fp32 workspace.
+#include "gemm_dot2.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "gemm_dot2_kernel.cuh"
+
+namespace w4a16 {
+namespace {
+
+constexpr int kMinRowsPerSplit = 4 * dot2::kWarps;  // a split gives each wave at least 4 b_q rows
+// Split-K workspace traffic (fp32 write + read, 8 bytes per output and split) is kept under 1/8 of
+// the int4 weight bytes (K * N / 2): splits <= K / (128 * M).
+constexpr int64_t kWorkspaceShare = 128;
+
+int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
+
+// Resident blocks of one kernel per SM/CU, asked once per kernel (it depends on its registers).
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+int blocks_per_sm() {
+  static const int blocks = [] {
+    int n = 0;
+    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &n, dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows>, dot2::kThreads, 0);
+    return err == cudaSuccess && n > 0 ? n : 1;
+  }();
+  return blocks;
+}
+
+struct Plan {
+  int64_t splits;
+  int64_t rows_per_split;
+};
+
+Plan plan_splits(int64_t m_eff, int64_t k, int64_t col_tiles, int64_t row_tiles, int blocks_per_sm) {
+  const int64_t packed_rows = k / 8;
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  int64_t splits = ceil_div(sms * blocks_per_sm, col_tiles * row_tiles);
+  splits = std::min(splits, std::max<int64_t>(1, packed_rows / kMinRowsPerSplit));
+  splits = std::min(splits, std::max<int64_t>(1, k / (kWorkspaceShare * m_eff)));
+  splits = std::max<int64_t>(splits, 1);
+  int64_t rows_per_split = ceil_div(ceil_div(packed_rows, splits), dot2::kWarps) * dot2::kWarps;
+  return {ceil_div(packed_rows, rows_per_split), rows_per_split};
+}
+
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+void launch(dot2::Dot2Args args, const torch::Tensor& a) {
+  const int64_t col_tiles = ceil_div(args.n, dot2::kColsPerBlock);
+  const int64_t row_tiles = ceil_div(args.m, kRows);
+  const Plan plan = plan_splits(std::min<int64_t>(args.m, kRows) * row_tiles, args.k, col_tiles, row_tiles,
+                                blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows>());
+  args.rows_per_split = static_cast<int>(plan.rows_per_split);
+  args.splits = static_cast<int>(plan.splits);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  torch::Tensor workspace;
+  if (plan.splits > 1) {
+    workspace = torch::empty({plan.splits, args.m, args.n}, a.options().dtype(torch::kFloat));
+    args.partial = workspace.data_ptr<float>();
+  }
+  const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(plan.splits),
+                  static_cast<unsigned>(row_tiles));
+  dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows><<<grid, dot2::kThreads, 0, stream>>>(args);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (plan.splits > 1) {
+    const int64_t total = static_cast<int64_t>(args.m) * args.n;
+    const unsigned blocks = static_cast<unsigned>(ceil_div(total, dot2::kReduceThreads));
+    dot2::gemm_dot2_reduce_kernel<kBf16><<<blocks, dot2::kReduceThreads, 0, stream>>>(
+        args.partial, static_cast<int>(plan.splits), args.m, args.n, args.bias, args.out);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+template <bool kBf16, bool kHasZeros, bool kHasPerm>
+void launch_rows(const dot2::Dot2Args& args, const torch::Tensor& a) {
+  // Smallest row tile that holds M (M > 16: tiles of 16 along grid z).
+  if (args.m <= 1) return launch<kBf16, kHasZeros, kHasPerm, 1>(args, a);
+  if (args.m <= 2) return launch<kBf16, kHasZeros, kHasPerm, 2>(args, a);
+  if (args.m <= 4) return launch<kBf16, kHasZeros, kHasPerm, 4>(args, a);
+  if (args.m <= 8) return launch<kBf16, kHasZeros, kHasPerm, 8>(args, a);
+  return launch<kBf16, kHasZeros, kHasPerm, dot2::kMaxRows>(args, a);
+}
+
+template <bool kBf16>
+void launch_flags(const dot2::Dot2Args& args, const torch::Tensor& a) {
+  const bool zeros = args.zeros != nullptr, perm = args.perm != nullptr;
+  if (zeros && perm) return launch_rows<kBf16, true, true>(args, a);
+  if (zeros) return launch_rows<kBf16, true, false>(args, a);
+  if (perm) return launch_rows<kBf16, false, true>(args, a);
+  return launch_rows<kBf16, false, false>(args, a);
+}
+
+// The kernel reads a and b_q 16 bytes at a time and scales 4 bytes at a time; a tensor that is a
+// view at an odd offset is copied once to an aligned buffer.
+torch::Tensor aligned(const torch::Tensor& t, uintptr_t alignment) {
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % alignment == 0 ? t : t.clone();
+}
+
+}  // namespace
+
+void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
+                      const std::optional<torch::Tensor>& bias, torch::Tensor& out) {
+  if (a.size(0) == 0) return;
+  const torch::Tensor a16 = aligned(a, 16), b16 = aligned(b_q, 16), s4 = aligned(scales, 4);
+  dot2::Dot2Args args{};
+  args.a = reinterpret_cast<const uint16_t*>(a16.data_ptr());
+  args.b_q = reinterpret_cast<const uint32_t*>(b16.data_ptr());
+  args.scales = reinterpret_cast<const uint16_t*>(s4.data_ptr());
+  args.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;
+  args.perm = perm ? perm->data_ptr<int32_t>() : nullptr;
+  args.bias = bias ? reinterpret_cast<const uint16_t*>(bias->data_ptr()) : nullptr;
+  args.out = reinterpret_cast<uint16_t*>(out.data_ptr());
+  args.m = static_cast<int>(a.size(0));
+  args.k = static_cast<int>(a.size(1));
+  args.n = static_cast<int>(b_q.size(1));
+  args.rows_per_group = static_cast<int>(a.size(1) / scales.size(0) / 8);
+  if (a.scalar_type() == torch::kBFloat16) {
+    launch_flags<true>(args, a16);
+  } else {
+    launch_flags<false>(args, a16);
+  }
+}
+
+int64_t gemm_dot2_max_m() { return arch::kGemmDot2MaxM; }
+
+}  // namespace w4a16

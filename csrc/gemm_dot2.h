@@ -1,0 +1,18 @@
+// Launcher of the decode kernel (gemm_dot2_kernel.cuh). Arguments are already checked by ops.cpp:
+// contiguous, on one device, shapes consistent.
+#pragma once
+
+#include <optional>
+
+#include <torch/types.h>
+
+namespace w4a16 {
+
+void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
+                      const std::optional<torch::Tensor>& bias, torch::Tensor& out);
+
+// Largest M for which the `gemm` op takes the decode kernel (the WMMA kernel above it).
+int64_t gemm_dot2_max_m();
+
+}  // namespace w4a16

@@ -1,0 +1,271 @@
+// Decode GEMM (small M): out[M, N] = a[M, K] @ dequant(b_q, scales, zeros)[K, N] (+ bias).
+//
+// Memory bound: every int4 weight is read once, 16 bytes per lane per load, several loads in
+// flight. Activations of the block's rows are staged in LDS one K chunk at a time (gathered
+// through perm for act-order), so every weight meets its activations through dot2 with fp32
+// accumulation. Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
+//
+// Block: kWarps waves over the same kColsPerBlock columns, each wave taking its own contiguous
+// run of packed K rows of the chunk; the waves' sums meet in LDS at the end. Grid: x = column
+// tiles, y = K splits, z = row tiles of kRows rows. With one split the block writes `out` (bias,
+// conversion); otherwise fp32 partial sums go to a [splits, M, N] workspace that
+// gemm_dot2_reduce_kernel sums in split order: the result does not depend on timing.
+#pragma once
+
+#include "arch/arch.cuh"
+#include "dequant.cuh"
+
+namespace w4a16::dot2 {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * arch::kWaveSize;
+constexpr int kColsPerLane = 4;                                   // one 16-byte b_q load: 4 int32 columns
+constexpr int kColsPerBlock = arch::kWaveSize * kColsPerLane;     // one wave spans one b_q row segment
+constexpr int kLoadsInFlight = 4;                                 // b_q rows a lane loads before using any
+constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
+constexpr int kReduceRows = 4;                                    // rows per pass of the in-block reduction
+constexpr int kReduceThreads = 256;
+
+// LDS of one block with a row tile of kRows: one chunk of activations (8 KiB whatever the tile;
+// 4096 K values at one row) with its 8-value sums, later reused for the waves' reduction.
+template <int kRows>
+struct Tile {
+  static constexpr int kChunkK = kRows == 1 ? 4096 : 8192 / kRows;
+  static constexpr int kChunkRows = kChunkK / 8;  // b_q rows per chunk
+  static constexpr int kPassRows = kRows < kReduceRows ? kRows : kReduceRows;
+  static constexpr int kActBytes = kRows * kChunkK * 2 + kRows * kChunkRows * 4;
+  static constexpr int kReduceBytes = kWarps * kPassRows * kColsPerBlock * 4;
+  static constexpr int kSmemBytes = kActBytes > kReduceBytes ? kActBytes : kReduceBytes;
+};
+
+struct Dot2Args {
+  const uint16_t* a;       // [M, K]
+  const uint32_t* b_q;     // [K / 8, N]
+  const uint16_t* scales;  // [K / G, N]
+  const uint32_t* zeros;   // [K / G, N / 8] or null
+  const int32_t* perm;     // [K] or null
+  const uint16_t* bias;    // [N] or null
+  float* partial;          // [splits, M, N] when gridDim.y > 1
+  uint16_t* out;           // [M, N]
+  int m, k, n;
+  int rows_per_group;      // G / 8: packed b_q rows per scale row
+  int rows_per_split;      // packed b_q rows per K split
+  int splits;              // gridDim.y
+};
+
+// One chunk of activations into LDS. act[r][c * 8 + interleave_k8(i)] = a[m0 + r][perm[k]] with
+// k = (chunk0 + c) * 8 + i: the (j, j + 4) pair order of offset_int_pairs, so a lane's one 16-byte
+// LDS read gives the four dot2 operands of one b_q int32. asum[r][c] = sum of those 8 values in
+// fp32, for the zero-point term. Rows past M are zeros; a perm entry outside [0, K) gives NaN
+// (never an out-of-bounds read).
+template <bool kBf16, bool kHasPerm, int kRows>
+__device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float* asum, int m0, int chunk0,
+                                         int rows) {
+  constexpr int kChunkK = Tile<kRows>::kChunkK;
+  constexpr int kChunkRows = Tile<kRows>::kChunkRows;
+  constexpr uint16_t kNaN = kBf16 ? 0x7FC0 : 0x7E00;
+  for (int idx = arch::thread_id(); idx < kRows * rows; idx += kThreads) {
+    const int r = idx / rows;
+    const int c = idx - r * rows;
+    const int m = m0 + r;
+    uint16_t v[8];
+    if (m < p.m) {
+      const int k0 = (chunk0 + c) * 8;
+      const uint16_t* a_row = p.a + static_cast<size_t>(m) * p.k;
+      if constexpr (kHasPerm) {
+        for (int i = 0; i < 8; ++i) {
+          const int src = p.perm[k0 + i];
+          v[i] = static_cast<unsigned>(src) < static_cast<unsigned>(p.k) ? a_row[src] : kNaN;
+        }
+      } else {
+        const arch::U32x4 raw = *reinterpret_cast<const arch::U32x4*>(a_row + k0);
+        const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+        for (int i = 0; i < 8; ++i) v[i] = static_cast<uint16_t>(words[i / 2] >> (16 * (i % 2)));
+      }
+    } else {
+      for (int i = 0; i < 8; ++i) v[i] = 0;
+    }
+    uint16_t inter[8];
+    float sum = 0.0f;
+    for (int i = 0; i < 8; ++i) {
+      inter[interleave_k8(i)] = v[i];
+      sum += arch::bits_to_float<kBf16>(v[i]);
+    }
+    arch::U32x4 packed;
+    packed.x = inter[0] | (uint32_t{inter[1]} << 16);
+    packed.y = inter[2] | (uint32_t{inter[3]} << 16);
+    packed.z = inter[4] | (uint32_t{inter[5]} << 16);
+    packed.w = inter[6] | (uint32_t{inter[7]} << 16);
+    *reinterpret_cast<arch::U32x4*>(act + r * kChunkK + c * 8) = packed;
+    asum[r * kChunkRows + c] = sum;
+  }
+}
+
+// The lane's share of one b_q row: 4 int32 columns, their scales and zero points.
+struct RowLoad {
+  arch::U32x4 w;
+  uint32_t scale_lo, scale_hi;  // scales of columns n0, n0 + 1 (lo) and n0 + 2, n0 + 3 (hi)
+  uint32_t zero_word;           // zeros int32 holding columns n0 .. n0 + 7 (n0 % 8 is 0 or 4)
+};
+
+template <bool kHasZeros>
+__device__ inline RowLoad load_row(const Dot2Args& p, int kk, int group, int n0) {
+  RowLoad l;
+  l.w = arch::load_stream16(p.b_q + static_cast<size_t>(kk) * p.n + n0);
+  const uint32_t* s = reinterpret_cast<const uint32_t*>(p.scales + static_cast<size_t>(group) * p.n + n0);
+  l.scale_lo = s[0];
+  l.scale_hi = s[1];
+  l.zero_word = kHasZeros ? p.zeros[static_cast<size_t>(group) * (p.n / 8) + n0 / 8] : 0u;
+  return l;
+}
+
+// acc[r][c] += s_c * sum_i (q_i - z_c) * a[r][i] over the 8 K values of one b_q row, computed as
+// s_c * (sum_i (16 + q_i) * a_i - (16 + z_c) * asum): the dot2 operands are exact small integers,
+// so every product is exact and only fp32 sums round.
+template <bool kBf16, bool kHasZeros, int kRows>
+__device__ inline void accumulate_row(const RowLoad& l, const uint16_t* act_row, const float* asum_row, int n0,
+                                      float (&acc)[kRows][kColsPerLane]) {
+  constexpr int kChunkK = Tile<kRows>::kChunkK;
+  constexpr int kChunkRows = Tile<kRows>::kChunkRows;
+  const uint32_t words[kColsPerLane] = {l.w.x, l.w.y, l.w.z, l.w.w};
+  const uint32_t scale_bits[kColsPerLane] = {l.scale_lo & 0xFFFFu, l.scale_lo >> 16, l.scale_hi & 0xFFFFu,
+                                             l.scale_hi >> 16};
+  arch::Dot2Operand wop[kColsPerLane][4];
+  float scale[kColsPerLane], zero_bias[kColsPerLane];
+#pragma unroll
+  for (int c = 0; c < kColsPerLane; ++c) {
+    uint32_t pairs[4];
+    offset_int_pairs<kBf16>(words[c], pairs);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) wop[c][j] = arch::dot2_operand<kBf16>(pairs[j]);
+    scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
+    const uint32_t zero = kHasZeros ? zero_of(l.zero_word, n0 + c) : 8u;
+    zero_bias[c] = kOffsetIntBias + static_cast<float>(zero);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const arch::U32x4 a4 = *reinterpret_cast<const arch::U32x4*>(act_row + r * kChunkK);
+    const float a_sum = asum_row[r * kChunkRows];
+    const arch::Dot2Operand aop[4] = {arch::dot2_operand<kBf16>(a4.x), arch::dot2_operand<kBf16>(a4.y),
+                                      arch::dot2_operand<kBf16>(a4.z), arch::dot2_operand<kBf16>(a4.w)};
+#pragma unroll
+    for (int c = 0; c < kColsPerLane; ++c) {
+      float d = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) d = arch::dot2<kBf16>(aop[j], wop[c][j], d);
+      acc[r][c] = fmaf(scale[c], fmaf(-zero_bias[c], a_sum, d), acc[r][c]);
+    }
+  }
+}
+
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+__global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
+  static_assert(kRows >= 1 && kRows <= kMaxRows, "row tile");
+  static_assert(Tile<kRows>::kSmemBytes <= 64 * 1024, "RDNA3 allows 64 KiB of LDS per workgroup");
+  constexpr int kChunkK = Tile<kRows>::kChunkK;
+  constexpr int kChunkRows = Tile<kRows>::kChunkRows;
+  __shared__ arch::U32x4 smem[Tile<kRows>::kSmemBytes / 16];
+  uint16_t* act = reinterpret_cast<uint16_t*>(smem);
+  float* asum = reinterpret_cast<float*>(act + kRows * kChunkK);
+  float* reduce = reinterpret_cast<float*>(smem);
+
+  const int lane = arch::lane_id();
+  const int warp = arch::thread_id() / arch::kWaveSize;
+  // b_q rows are contiguous along N: lane t of every wave reads columns n0 .. n0 + 3 (16 bytes),
+  // so one wave reads 512 contiguous bytes of a b_q row.
+  const int n0 = arch::block_id_x() * kColsPerBlock + lane * kColsPerLane;
+  const bool cols_in_range = n0 < p.n;  // N % 8 == 0: a lane's 4 columns are all in or all out
+  const int m0 = arch::block_id_z() * kRows;
+  const int kk_begin = arch::block_id_y() * p.rows_per_split;
+  const int kk_end = min(p.k / 8, kk_begin + p.rows_per_split);
+
+  float acc[kRows][kColsPerLane];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int c = 0; c < kColsPerLane; ++c) acc[r][c] = 0.0f;
+
+  for (int chunk0 = kk_begin; chunk0 < kk_end; chunk0 += kChunkRows) {
+    const int rows = min(kChunkRows, kk_end - chunk0);
+    arch::barrier();  // the previous chunk's activations are no longer read
+    stage_activations<kBf16, kHasPerm, kRows>(p, act, asum, m0, chunk0, rows);
+    arch::barrier();
+    if (!cols_in_range) continue;
+    // Wave w takes chunk rows [r_begin, r_end): contiguous, so its group index only steps up.
+    const int per_warp = (rows + kWarps - 1) / kWarps;
+    const int r_begin = min(rows, warp * per_warp);
+    const int r_end = min(rows, r_begin + per_warp);
+    int group = (chunk0 + r_begin) / p.rows_per_group;
+    int next_group_row = (group + 1) * p.rows_per_group;
+    for (int r = r_begin; r < r_end; r += kLoadsInFlight) {
+      RowLoad loads[kLoadsInFlight];
+#pragma unroll
+      for (int u = 0; u < kLoadsInFlight; ++u) {
+        const int kk = chunk0 + r + u;
+        if (r + u < r_end) {
+          if (kk == next_group_row) {
+            ++group;
+            next_group_row += p.rows_per_group;
+          }
+          loads[u] = load_row<kHasZeros>(p, kk, group, n0);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kLoadsInFlight; ++u) {
+        if (r + u < r_end) {
+          accumulate_row<kBf16, kHasZeros, kRows>(loads[u], act + (r + u) * 8, asum + (r + u), n0, acc);
+        }
+      }
+    }
+  }
+
+  // The waves' sums meet in LDS, kReduceRows rows at a time: reduce[w][r][col], a wave's 128
+  // columns contiguous (one 16-byte store per lane), then thread t sums column t % 128 over the
+  // waves in wave order.
+  constexpr int kPassRows = Tile<kRows>::kPassRows;
+  const bool single_split = p.splits == 1;
+#pragma unroll
+  for (int r0 = 0; r0 < kRows; r0 += kPassRows) {
+    arch::barrier();
+#pragma unroll
+    for (int r = 0; r < kPassRows; ++r) {
+      arch::U32x4 v;
+      v.x = arch::as_uint(acc[r0 + r][0]);
+      v.y = arch::as_uint(acc[r0 + r][1]);
+      v.z = arch::as_uint(acc[r0 + r][2]);
+      v.w = arch::as_uint(acc[r0 + r][3]);
+      *reinterpret_cast<arch::U32x4*>(reduce + (warp * kPassRows + r) * kColsPerBlock + lane * kColsPerLane) = v;
+    }
+    arch::barrier();
+    for (int idx = arch::thread_id(); idx < kPassRows * kColsPerBlock; idx += kThreads) {
+      const int r = idx / kColsPerBlock;
+      const int col = idx - r * kColsPerBlock;
+      const int m = m0 + r0 + r;
+      const int n = arch::block_id_x() * kColsPerBlock + col;
+      if (m >= p.m || n >= p.n) continue;
+      float sum = 0.0f;
+      for (int w = 0; w < kWarps; ++w) sum += reduce[(w * kPassRows + r) * kColsPerBlock + col];
+      if (single_split) {
+        if (p.bias != nullptr) sum += arch::bits_to_float<kBf16>(p.bias[n]);
+        p.out[static_cast<size_t>(m) * p.n + n] = arch::float_to_bits<kBf16>(sum);
+      } else {
+        p.partial[(static_cast<size_t>(arch::block_id_y()) * p.m + m) * p.n + n] = sum;
+      }
+    }
+  }
+}
+
+// out[i] = sum over splits s (in order) of partial[s][i] (+ bias), one output per thread.
+template <bool kBf16>
+__global__ void __launch_bounds__(kReduceThreads)
+    gemm_dot2_reduce_kernel(const float* partial, int splits, int m, int n, const uint16_t* bias, uint16_t* out) {
+  const size_t total = static_cast<size_t>(m) * n;
+  const size_t i = static_cast<size_t>(arch::block_id_x()) * kReduceThreads + arch::thread_id();
+  if (i >= total) return;
+  float sum = 0.0f;
+  for (int s = 0; s < splits; ++s) sum += partial[s * total + i];
+  if (bias != nullptr) sum += arch::bits_to_float<kBf16>(bias[i % n]);
+  out[i] = arch::float_to_bits<kBf16>(sum);
+}
+
+}  // namespace w4a16::dot2

@@ -1,0 +1,129 @@
+// The op schema, argument checks and dispatch of the native extension (one per build: the
+// namespace comes from W4A16_OPS_NAMESPACE). Every check names the argument the way
+// w4a16_rdna3/checks.py does; a call that passes them cannot make a kernel read out of bounds.
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <optional>
+
+#include "gemm_dot2.h"
+#include "gemm_wmma.h"
+
+namespace w4a16 {
+namespace {
+
+using OptTensor = std::optional<torch::Tensor>;
+
+constexpr int64_t kPack = 8;  // 4-bit values per int32
+
+void check_placement(const char* name, const torch::Tensor& t, const torch::Tensor& a) {
+  TORCH_CHECK(t.device() == a.device(), name, ": expected device ", a.device(), " (same as a), got ", t.device());
+  TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor, got strides ", t.strides(), " for shape ",
+              t.sizes());
+}
+
+void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                     const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
+  TORCH_CHECK(a.is_cuda(), "a: expected a tensor on a GPU device, got device ", a.device());
+  TORCH_CHECK(a.scalar_type() == torch::kHalf || a.scalar_type() == torch::kBFloat16,
+              "a: expected dtype torch.float16 or torch.bfloat16, got ", a.scalar_type());
+  TORCH_CHECK(a.dim() == 2, "a: expected a 2-D tensor [M, K] (flatten leading dimensions first), got shape ",
+              a.sizes());
+  const int64_t k = a.size(1);
+  TORCH_CHECK(k > 0 && k % kPack == 0, "a: expected K = a.shape[1] a positive multiple of 8, got K = ", k);
+  TORCH_CHECK(a.is_contiguous(), "a: expected a contiguous tensor, got strides ", a.strides(), " for shape ",
+              a.sizes());
+
+  TORCH_CHECK(b_q.scalar_type() == torch::kInt, "b_q: expected dtype torch.int32, got ", b_q.scalar_type());
+  TORCH_CHECK(b_q.dim() == 2, "b_q: expected a 2-D tensor [K/8, N], got shape ", b_q.sizes());
+  TORCH_CHECK(b_q.size(0) == k / kPack, "b_q: expected shape [K/8, N] = [", k / kPack, ", N] (K = ", k,
+              " from a), got shape ", b_q.sizes());
+  const int64_t n = b_q.size(1);
+  TORCH_CHECK(n > 0 && n % kPack == 0, "b_q: expected N = b_q.shape[1] a positive multiple of 8, got N = ", n);
+  check_placement("b_q", b_q, a);
+
+  TORCH_CHECK(scales.scalar_type() == a.scalar_type(), "scales: expected dtype ", a.scalar_type(),
+              " (same as a), got ", scales.scalar_type());
+  TORCH_CHECK(scales.dim() == 2 && scales.size(1) == n, "scales: expected a 2-D tensor [K/G, N] with N = ", n,
+              ", got shape ", scales.sizes());
+  const int64_t groups = scales.size(0);
+  TORCH_CHECK(groups > 0 && k % groups == 0, "scales: expected a number of rows K/G that divides K = ", k, ", got ",
+              groups, " rows");
+  TORCH_CHECK((k / groups) % kPack == 0, "scales: expected group size G = K / scales.shape[0] a multiple of 8, got G = ",
+              k, " / ", groups, " = ", k / groups);
+  check_placement("scales", scales, a);
+
+  if (zeros) {
+    TORCH_CHECK(zeros->scalar_type() == torch::kInt, "zeros: expected dtype torch.int32, got ", zeros->scalar_type());
+    TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == groups && zeros->size(1) == n / kPack,
+                "zeros: expected shape [K/G, N/8] = [", groups, ", ", n / kPack, "], got ", zeros->sizes());
+    check_placement("zeros", *zeros, a);
+  }
+  if (perm) {
+    TORCH_CHECK(perm->scalar_type() == torch::kInt, "perm: expected dtype torch.int32, got ", perm->scalar_type());
+    TORCH_CHECK(perm->dim() == 1 && perm->size(0) == k, "perm: expected shape [K] = [", k, "], got ", perm->sizes());
+    check_placement("perm", *perm, a);
+  }
+  if (bias) {
+    TORCH_CHECK(bias->scalar_type() == a.scalar_type(), "bias: expected dtype ", a.scalar_type(), " (same as a), got ",
+                bias->scalar_type());
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == n, "bias: expected shape [N] = [", n, "], got ", bias->sizes());
+    check_placement("bias", *bias, a);
+  }
+  TORCH_CHECK(a.size(0) <= INT32_MAX && k <= INT32_MAX && n <= INT32_MAX,
+              "a, b_q: expected M, K and N below 2^31 (32-bit kernel indices), got M = ", a.size(0), ", K = ", k,
+              ", N = ", n);
+}
+
+using Launcher = void (*)(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const OptTensor&,
+                          const OptTensor&, const OptTensor&, torch::Tensor&);
+
+torch::Tensor run(Launcher launch, const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                  const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
+  check_gemm_args(a, b_q, scales, zeros, perm, bias);
+  const c10::cuda::CUDAGuard guard(a.device());
+  torch::Tensor out = torch::empty({a.size(0), b_q.size(1)}, a.options());
+  if (a.size(0) > 0) launch(a, b_q, scales, zeros, perm, bias, out);
+  return out;
+}
+
+torch::Tensor gemm_dot2(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                        const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
+  return run(gemm_dot2_launch, a, b_q, scales, zeros, perm, bias);
+}
+
+torch::Tensor gemm_wmma(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                        const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
+  return run(gemm_wmma_launch, a, b_q, scales, zeros, perm, bias);
+}
+
+// The M-dependent choice lives here, inside the op, so that a graph compiled at one M still picks
+// the right kernel at another (DESIGN.md). The threshold is per backend (csrc/arch/).
+torch::Tensor gemm(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+                   const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
+  const bool decode = a.dim() == 2 && a.size(0) <= gemm_dot2_max_m();
+  return run(decode ? gemm_dot2_launch : gemm_wmma_launch, a, b_q, scales, zeros, perm, bias);
+}
+
+}  // namespace
+}  // namespace w4a16
+
+// TORCH_LIBRARY pastes and stringifies its namespace argument: one level of indirection lets the
+// W4A16_OPS_NAMESPACE definition expand first.
+#define W4A16_TORCH_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
+#define W4A16_TORCH_LIBRARY_IMPL(ns, key, m) TORCH_LIBRARY_IMPL(ns, key, m)
+
+W4A16_TORCH_LIBRARY(W4A16_OPS_NAMESPACE, m) {
+#define W4A16_GEMM_ARGS "(Tensor a, Tensor b_q, Tensor scales, Tensor? zeros, Tensor? perm, Tensor? bias) -> Tensor"
+  m.def("gemm" W4A16_GEMM_ARGS);
+  m.def("gemm_dot2" W4A16_GEMM_ARGS);
+  m.def("gemm_wmma" W4A16_GEMM_ARGS);
+#undef W4A16_GEMM_ARGS
+}
+
+W4A16_TORCH_LIBRARY_IMPL(W4A16_OPS_NAMESPACE, CUDA, m) {
+  m.impl("gemm", &w4a16::gemm);
+  m.impl("gemm_dot2", &w4a16::gemm_dot2);
+  m.impl("gemm_wmma", &w4a16::gemm_wmma);
+}
