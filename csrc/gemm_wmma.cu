@@ -3,20 +3,18 @@
 #include "gemm_wmma.h"
 
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "gemm_wmma_kernel.cuh"
 
+namespace w4a16 {
 namespace {
-
-using w4a16::WmmaGemmArgs;
 
 template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
 void launch_tile(const WmmaGemmArgs& p, cudaStream_t stream) {
   const dim3 grid((p.n + Tile::kBN - 1) / Tile::kBN, (p.m + Tile::kBM - 1) / Tile::kBM);
   TORCH_CHECK(grid.y <= 65535u, "gemm_wmma: M = ", p.m, " needs more than 65535 row blocks");
-  w4a16::gemm_wmma_kernel<Tile, kBf16, kHasZeros, kHasPerm><<<grid, Tile::kThreads, 0, stream>>>(p);
+  gemm_wmma_kernel<Tile, kBf16, kHasZeros, kHasPerm><<<grid, Tile::kThreads, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -63,8 +61,6 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   const int64_t m = a.size(0), k = a.size(1), n = b_q.size(1);
   if (m == 0 || n == 0) return;
   TORCH_CHECK(reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0, "gemm_wmma: out must be 16-byte aligned");
-  TORCH_CHECK(m <= INT32_MAX && k <= INT32_MAX && n <= INT32_MAX, "gemm_wmma: dimensions must fit in int32");
-  const c10::cuda::CUDAGuard device_guard(a.device());
   const torch::Tensor a16 = aligned16(a);
   const std::optional<torch::Tensor> perm16 = perm ? std::optional<torch::Tensor>(aligned16(*perm)) : std::nullopt;
 
@@ -85,11 +81,13 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t sms = multiprocessor_count(a.get_device());
   // Large tiles reuse each loaded value most, but only pay once they give every CU/SM a block.
-  if (m >= 128 && blocks_of<w4a16::WmmaTileLarge>(m, n) >= sms) {
-    launch_variant<w4a16::WmmaTileLarge>(p, bf16, stream);
+  if (m >= 128 && blocks_of<WmmaTileLarge>(m, n) >= sms) {
+    launch_variant<WmmaTileLarge>(p, bf16, stream);
   } else if (m > 32) {
-    launch_variant<w4a16::WmmaTileMedium>(p, bf16, stream);
+    launch_variant<WmmaTileMedium>(p, bf16, stream);
   } else {
-    launch_variant<w4a16::WmmaTileSmall>(p, bf16, stream);
+    launch_variant<WmmaTileSmall>(p, bf16, stream);
   }
 }
+
+}  // namespace w4a16

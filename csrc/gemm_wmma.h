@@ -1,12 +1,16 @@
 // Prefill launcher: out = a[:, perm] @ dequant(b_q, scales, zeros) (+ bias) on 16x16x16 WMMA
-// tiles. Arguments are already checked by ops.cpp (devices, dtypes, shapes, contiguity); out is
-// [M, N] of a's dtype. Launches on the current stream.
+// tiles. Arguments are already checked by ops.cpp (devices, dtypes, shapes, contiguity, 32-bit
+// sizes) and the device guard is set; out is [M, N] of a's dtype. Launches on the current stream.
 #pragma once
 
 #include <optional>
 
 #include <torch/types.h>
 
+namespace w4a16 {
+
 void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                       const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
                       const std::optional<torch::Tensor>& bias, torch::Tensor& out);
+
+}  // namespace w4a16

@@ -112,6 +112,15 @@ struct WmmaFragB { uint32_t r[4]; };
 // m16n8 C for two n8 halves h: v[4h + j] = C[g + 8 * (j / 2)][8h + 2q + j % 2].
 struct WmmaAcc { float v[8]; };
 constexpr int kWmmaAccPerLane = 8;
+// Waves along N in the large 128x128 block tile: 2 gives 64x64 warp tiles (4 warps), the fewest
+// ldmatrix bytes per mma (shared-memory bandwidth, not the tensor cores, bounds 64x32 tiles on
+// sm_90); their 128 accumulators fit in 255 registers.
+constexpr int kWmmaLargeTileWavesN = 2;
+
+__device__ inline int wmma_thread_id() { return threadIdx.x; }
+__device__ inline int wmma_block_id_x() { return blockIdx.x; }
+__device__ inline int wmma_block_id_y() { return blockIdx.y; }
+__device__ inline void wmma_barrier() { __syncthreads(); }
 
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
@@ -126,11 +135,6 @@ __device__ inline uint32_t wmma_smem_addr(const uint16_t* p) {
 __device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, int lane) {
   const uint32_t addr = wmma_smem_addr(tile + (lane & 15) * ld + (lane >> 4) * 8);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-__device__ inline int wmma_thread_id() { return threadIdx.x; }
-__device__ inline int wmma_block_id_x() { return blockIdx.x; }
-__device__ inline int wmma_block_id_y() { return blockIdx.y; }
-__device__ inline void wmma_barrier() { __syncthreads(); }
-
                : "=r"(f.r[0]), "=r"(f.r[1]), "=r"(f.r[2]), "=r"(f.r[3])
                : "r"(addr));
 }

@@ -113,6 +113,21 @@ struct WmmaFragB { WmmaV16s v; };
 // wave32 fp32 C/D: lane t, slot i holds C[2i + t / 16][t % 16].
 struct WmmaAcc { WmmaV8f v; };
 constexpr int kWmmaAccPerLane = 8;
+// Waves along N in the large 128x128 block tile: 4 gives 64x32 wave tiles (8 waves); 64x64 wave
+// tiles (128 accumulator VGPRs plus 64 of fragments) spill to scratch.
+constexpr int kWmmaLargeTileWavesN = 4;
+
+// Thread / block ids and the workgroup barrier straight from builtins: HIP's threadIdx, blockIdx
+// and __syncthreads call into the device library, which the -nogpulib ISA check cannot inline
+// (each call then spills the accumulators around it).
+__device__ inline int wmma_thread_id() { return __builtin_amdgcn_workitem_id_x(); }
+__device__ inline int wmma_block_id_x() { return __builtin_amdgcn_workgroup_id_x(); }
+__device__ inline int wmma_block_id_y() { return __builtin_amdgcn_workgroup_id_y(); }
+__device__ inline void wmma_barrier() {
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup");
+  __builtin_amdgcn_s_barrier();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
+}
 
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
@@ -127,18 +142,6 @@ __device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, i
 __device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, int lane) {
   f.v = *reinterpret_cast<const WmmaV16s*>(tile + (lane & 15) * ld);
 }
-// Thread / block ids and the workgroup barrier straight from builtins: HIP's threadIdx, blockIdx
-// and __syncthreads call into the device library, which the -nogpulib ISA check cannot inline
-// (each call then spills the accumulators around it).
-__device__ inline int wmma_thread_id() { return __builtin_amdgcn_workitem_id_x(); }
-__device__ inline int wmma_block_id_x() { return __builtin_amdgcn_workgroup_id_x(); }
-__device__ inline int wmma_block_id_y() { return __builtin_amdgcn_workgroup_id_y(); }
-__device__ inline void wmma_barrier() {
-  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup");
-  __builtin_amdgcn_s_barrier();
-  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
-}
-
 
 // clang 19 declares the bf16 operands as 16 x short ("V16s"); should a later clang declare them
 // as 16 x __bf16, bit-cast f.v to that vector type here and nowhere else.

@@ -111,6 +111,13 @@ struct WmmaFragB { uint32_t w[8]; };
 // wave32 fp32 C/D: lane t, slot i holds C[2i + t / 16][t % 16].
 struct WmmaAcc { float v[8]; };
 constexpr int kWmmaAccPerLane = 8;
+// gfx11.cuh's tile shape, so this build runs the wave tiles the AMD build runs.
+constexpr int kWmmaLargeTileWavesN = 4;
+
+__device__ inline int wmma_thread_id() { return threadIdx.x; }
+__device__ inline int wmma_block_id_x() { return blockIdx.x; }
+__device__ inline int wmma_block_id_y() { return blockIdx.y; }
+__device__ inline void wmma_barrier() { __syncthreads(); }
 
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
@@ -126,11 +133,6 @@ __device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, i
 
 // B is stored transposed ([n][k]), so column n = t % 16 is one contiguous 32-byte row.
 __device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, int lane) {
-__device__ inline int wmma_thread_id() { return threadIdx.x; }
-__device__ inline int wmma_block_id_x() { return blockIdx.x; }
-__device__ inline int wmma_block_id_y() { return blockIdx.y; }
-__device__ inline void wmma_barrier() { __syncthreads(); }
-
   const uint4* row = reinterpret_cast<const uint4*>(tile + (lane & 15) * ld);
   const uint4 lo = row[0], hi = row[1];
   f.w[0] = lo.x; f.w[1] = lo.y; f.w[2] = lo.z; f.w[3] = lo.w;
