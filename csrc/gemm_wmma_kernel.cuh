@@ -74,7 +74,7 @@ __device__ inline void load_a_tile(WmmaStage<Tile>& st, const WmmaGemmArgs& p, i
   constexpr int kVecsPerRow = Tile::kBK / 8;
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    const int v = arch::wmma_thread_id() + j * Tile::kThreads;
+    const int v = arch::thread_id() + j * Tile::kThreads;
     const int row = m0 + v / kVecsPerRow;
     const int k = k0 + 8 * (v % kVecsPerRow);
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
@@ -102,7 +102,7 @@ template <class Tile, bool kHasZeros>
 __device__ inline void load_b_tile(WmmaStage<Tile>& st, const WmmaGemmArgs& p, int n0, int k0) {
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
-    const int w = arch::wmma_thread_id() + j * Tile::kThreads;
+    const int w = arch::thread_id() + j * Tile::kThreads;
     const int n = n0 + w % Tile::kBN;
     const int k = k0 + 8 * (w / Tile::kBN);
     uint32_t word = 0u, zero = 0u;
@@ -130,12 +130,12 @@ __device__ inline void store_stage(const WmmaStage<Tile>& st, uint16_t* a_lds, u
   constexpr int kVecsPerRow = Tile::kBK / 8;
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    const int v = arch::wmma_thread_id() + j * Tile::kThreads;
+    const int v = arch::thread_id() + j * Tile::kThreads;
     *reinterpret_cast<uint4*>(a_lds + (v / kVecsPerRow) * Tile::kLd + 8 * (v % kVecsPerRow)) = st.a[j];
   }
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
-    const int w = arch::wmma_thread_id() + j * Tile::kThreads;
+    const int w = arch::thread_id() + j * Tile::kThreads;
     uint32_t q[4];
     dequant8<kBf16>(st.b[j], make_group_dequant<kBf16>(st.scale[j], st.zero[j]), q);
     *reinterpret_cast<uint4*>(b_lds + (w % Tile::kBN) * Tile::kLd + 8 * (w / Tile::kBN)) =
@@ -149,11 +149,11 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   uint16_t* const lds = reinterpret_cast<uint16_t*>(lds_raw);
 
   const int lane = arch::lane_id();
-  const int wave = arch::wmma_thread_id() / arch::kWaveSize;
+  const int wave = arch::thread_id() / arch::kWaveSize;
   const int wave_m = (wave / Tile::kWarpsN) * Tile::kWarpM;  // first tile row of this wave
   const int wave_n = (wave % Tile::kWarpsN) * Tile::kWarpN;  // first tile column of this wave
-  const int m0 = arch::wmma_block_id_y() * Tile::kBM;
-  const int n0 = arch::wmma_block_id_x() * Tile::kBN;
+  const int m0 = arch::block_id_y() * Tile::kBM;
+  const int n0 = arch::block_id_x() * Tile::kBN;
   const int k_tiles = (p.k + Tile::kBK - 1) / Tile::kBK;
 
   arch::WmmaAcc acc[Tile::kFragsM][Tile::kFragsN];
@@ -167,7 +167,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   load_a_tile<Tile, kHasPerm>(st, p, m0, 0);
   load_b_tile<Tile, kHasZeros>(st, p, n0, 0);
   store_stage<Tile, kBf16>(st, lds, lds + Tile::kBM * Tile::kLd);
-  arch::wmma_barrier();
+  arch::barrier();
 
   for (int kt = 0; kt < k_tiles; ++kt) {
     const bool has_next = kt + 1 < k_tiles;
@@ -199,7 +199,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     }
     // One barrier per K step suffices with two buffers: it publishes buffer (kt + 1) & 1 and
     // retires reads of buffer kt & 1, the next step's write target.
-    arch::wmma_barrier();
+    arch::barrier();
   }
 
   // Epilogue: accumulators (+ bias, in fp32) -> out dtype -> LDS tile -> 16-byte global stores.
@@ -222,10 +222,10 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
       }
     }
   }
-  arch::wmma_barrier();
+  arch::barrier();
   // N % 8 == 0: an 8-wide output vector is wholly inside or outside.
   constexpr int kVecsPerRow = Tile::kBN / 8;
-  for (int v = arch::wmma_thread_id(); v < Tile::kBM * kVecsPerRow; v += Tile::kThreads) {
+  for (int v = arch::thread_id(); v < Tile::kBM * kVecsPerRow; v += Tile::kThreads) {
     const int r = v / kVecsPerRow;
     const int c = 8 * (v % kVecsPerRow);
     const int m = m0 + r, n = n0 + c;

@@ -117,11 +117,6 @@ constexpr int kWmmaAccPerLane = 8;
 // sm_90); their 128 accumulators fit in 255 registers.
 constexpr int kWmmaLargeTileWavesN = 2;
 
-__device__ inline int wmma_thread_id() { return threadIdx.x; }
-__device__ inline int wmma_block_id_x() { return blockIdx.x; }
-__device__ inline int wmma_block_id_y() { return blockIdx.y; }
-__device__ inline void wmma_barrier() { __syncthreads(); }
-
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
 }

@@ -117,18 +117,6 @@ constexpr int kWmmaAccPerLane = 8;
 // tiles (128 accumulator VGPRs plus 64 of fragments) spill to scratch.
 constexpr int kWmmaLargeTileWavesN = 4;
 
-// Thread / block ids and the workgroup barrier straight from builtins: HIP's threadIdx, blockIdx
-// and __syncthreads call into the device library, which the -nogpulib ISA check cannot inline
-// (each call then spills the accumulators around it).
-__device__ inline int wmma_thread_id() { return __builtin_amdgcn_workitem_id_x(); }
-__device__ inline int wmma_block_id_x() { return __builtin_amdgcn_workgroup_id_x(); }
-__device__ inline int wmma_block_id_y() { return __builtin_amdgcn_workgroup_id_y(); }
-__device__ inline void wmma_barrier() {
-  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup");
-  __builtin_amdgcn_s_barrier();
-  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
-}
-
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
 }

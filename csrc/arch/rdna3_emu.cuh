@@ -114,11 +114,6 @@ constexpr int kWmmaAccPerLane = 8;
 // gfx11.cuh's tile shape, so this build runs the wave tiles the AMD build runs.
 constexpr int kWmmaLargeTileWavesN = 4;
 
-__device__ inline int wmma_thread_id() { return threadIdx.x; }
-__device__ inline int wmma_block_id_x() { return blockIdx.x; }
-__device__ inline int wmma_block_id_y() { return blockIdx.y; }
-__device__ inline void wmma_barrier() { __syncthreads(); }
-
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
 }
