@@ -227,7 +227,7 @@ def test_two_gpus_reason_names_the_second(monkeypatch):
     assert platform.gcn_arch_reason() == "gfx1036 from amdsmi (GPU 0; GPU 1 is gfx1100)"
 
 
-def test_concurrent_quiet_imports_leave_stdout_working(monkeypatch, tmp_path, capfd):
+def test_concurrent_probes_leave_stdout_working(monkeypatch, tmp_path, capfd):
     _broken_amdsmi_package(tmp_path, """
         import os
         os.write(1, b"noise\\n")
@@ -240,7 +240,7 @@ def test_concurrent_quiet_imports_leave_stdout_working(monkeypatch, tmp_path, ca
     def probe_many():
         start.wait()
         for _ in range(25):
-            platform._import_amdsmi()
+            platform._probe.__wrapped__()  # the probe without its cache
 
     threads = [threading.Thread(target=probe_many) for _ in range(4)]
     for t in threads:
@@ -250,3 +250,19 @@ def test_concurrent_quiet_imports_leave_stdout_working(monkeypatch, tmp_path, ca
     os.write(1, b"after\n")
     out, _ = capfd.readouterr()
     assert out == "after\n"
+
+
+def test_output_of_amdsmi_calls_is_silenced_too(monkeypatch, capfd):
+    fake = FakeAmdSmi("gfx1100")
+    original_init = fake.amdsmi_init
+
+    def noisy_init():
+        print("amdsmi: warning from Python")
+        os.write(1, b"amdsmi: warning from C\n")
+        original_init()
+
+    fake.amdsmi_init = noisy_init
+    install(monkeypatch, fake)
+    assert platform.gcn_arch() == "gfx1100"
+    out, _ = capfd.readouterr()
+    assert out == ""

@@ -59,6 +59,9 @@ def _flush_c_stdout() -> None:
 def _quiet_stdout():
     """Silence stdout at both the Python and the file-descriptor level (other threads' output too,
     for the moment it takes)."""
+    if sys.stdout is not None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
     with _STDOUT_LOCK, contextlib.redirect_stdout(io.StringIO()):
         try:
             saved_fd = os.dup(1)
@@ -78,11 +81,9 @@ def _quiet_stdout():
 
 
 def _import_amdsmi() -> tuple[ModuleType | None, str]:
-    """Import amdsmi quietly: PyPI amdsmi without ROCm prints two lines and raises KeyError."""
-    sys.stdout.flush()
+    """Import amdsmi; PyPI amdsmi without ROCm prints two lines and raises KeyError('libamd_smi.so')."""
     try:
-        with _quiet_stdout():
-            return importlib.import_module("amdsmi"), ""
+        return importlib.import_module("amdsmi"), ""
     except KeyboardInterrupt:
         raise
     except ImportError as e:
@@ -141,7 +142,10 @@ def _probe() -> _Probe:
         if arch is None:
             return _Probe(None, f"{ARCH_ENV}={override!r} is not a gfx arch name (like gfx1100)")
         return _Probe(arch, f"{arch} from {ARCH_ENV}")
-    return _ask_amdsmi()
+    # amdsmi prints to stdout when its library is missing (and its C library may print too);
+    # that output would land in `w4a16-rdna3 info` tables and vLLM's logs.
+    with _quiet_stdout():
+        return _ask_amdsmi()
 
 
 def gcn_arch() -> str | None:
