@@ -257,7 +257,8 @@ def test_from_compressed_tensors_matches_its_dequant_formula(gen, symmetric, gro
     kw = from_compressed_tensors(ct_pack(values, packed_dim=1), scale, weight_zero_point)
 
     zp = torch.zeros_like(zero_point) if symmetric else zero_point
-    expected = (values - zp.repeat_interleave(group_size, dim=1)).float() * scale.float().repeat_interleave(group_size, dim=1)
+    per_column = (values - zp.repeat_interleave(group_size, dim=1)).float()
+    expected = per_column * scale.float().repeat_interleave(group_size, dim=1)
     assert kw.perm is None and (kw.zeros is None) == symmetric
     assert kw.scales.dtype == torch.bfloat16 and list(kw.scales.shape) == [k // group_size, n]
     assert torch.equal(dequantize(kw.b_q, kw.scales, kw.zeros), expected.t())

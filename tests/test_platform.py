@@ -221,7 +221,8 @@ def test_real_environment_prints_nothing_but_the_answer():
 
 def test_two_gpus_reason_names_the_second(monkeypatch):
     fake = FakeAmdSmi("gfx1036", handles=("igpu", "dgpu"))
-    fake.amdsmi_get_gpu_asic_info = lambda handle: {"target_graphics_version": {"igpu": "gfx1036", "dgpu": "gfx1100"}[handle]}
+    archs = {"igpu": "gfx1036", "dgpu": "gfx1100"}
+    fake.amdsmi_get_gpu_asic_info = lambda handle: {"target_graphics_version": archs[handle]}
     install(monkeypatch, fake)
     assert platform.gcn_arch() == "gfx1036"
     assert platform.gcn_arch_reason() == "gfx1036 from amdsmi (GPU 0; GPU 1 is gfx1100)"

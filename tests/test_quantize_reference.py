@@ -26,7 +26,14 @@ def dense_weights(kw) -> torch.Tensor:
 # each bound sits about 10% above the worst seen, so a quantiser that rounds worse fails.
 @pytest.mark.parametrize(
     "group_size, symmetric, bound",
-    [(32, False, 0.09), (32, True, 0.105), (128, False, 0.113), (128, True, 0.125), (-1, False, 0.125), (-1, True, 0.135)],
+    [
+        (32, False, 0.09),
+        (32, True, 0.105),
+        (128, False, 0.113),
+        (128, True, 0.125),
+        (-1, False, 0.125),
+        (-1, True, 0.135),
+    ],
 )
 @pytest.mark.parametrize("act_order", [False, True])
 def test_quantisation_error_is_small(gen, group_size, symmetric, bound, act_order):
@@ -82,7 +89,12 @@ def test_act_order_groups_follow_the_seeded_permutation(gen):
 
 @pytest.mark.parametrize(
     "shape, group_size, match",
-    [((64, 12), 32, "w: expected shape"), ((60, 16), 4, "w: expected shape"), ((64, 16), 48, "group_size"), ((64, 16), 4, "group_size")],
+    [
+        ((64, 12), 32, "w: expected shape"),
+        ((60, 16), 4, "w: expected shape"),
+        ((64, 16), 48, "group_size"),
+        ((64, 16), 4, "group_size"),
+    ],
 )
 def test_quantize_gptq_rejects_bad_arguments(shape, group_size, match):
     with pytest.raises(ValueError, match=match):

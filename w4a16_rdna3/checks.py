@@ -97,7 +97,9 @@ def check_gemm_args(
     group_size = k // groups
     if group_size % PACK_FACTOR != 0:
         raise _fail_value(
-            "scales", f"group size G = K / scales.shape[0] a multiple of {PACK_FACTOR}", f"G = {k} / {groups} = {group_size}"
+            "scales",
+            f"group size G = K / scales.shape[0] a multiple of {PACK_FACTOR}",
+            f"G = {k} / {groups} = {group_size}",
         )
 
     if zeros is not None:

@@ -182,15 +182,20 @@ def _act_order_perm(g_idx: torch.Tensor | None, k: int, group_size: int, name: s
         return None
     groups = k // group_size
     if int(g_idx.min()) < 0 or int(g_idx.max()) >= groups:
-        raise ValueError(f"{name}: expected group indices in 0..{groups - 1}, got {int(g_idx.min())}..{int(g_idx.max())}")
+        got = f"{int(g_idx.min())}..{int(g_idx.max())}"
+        raise ValueError(f"{name}: expected group indices in 0..{groups - 1}, got {got}")
     counts = torch.bincount(g_idx, minlength=groups)
     if not bool((counts == group_size).all()):
         # The kernel finds a row's group as row // G, so every group must hold exactly G rows.
-        raise ValueError(f"{name}: expected every group to hold exactly G = {group_size} rows, got counts {counts.tolist()}")
+        raise ValueError(
+            f"{name}: expected every group to hold exactly G = {group_size} rows, got counts {counts.tolist()}"
+        )
     return torch.argsort(g_idx, stable=True)
 
 
-def _kernel_weights(q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, perm: torch.Tensor | None) -> KernelWeights:
+def _kernel_weights(
+    q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, perm: torch.Tensor | None
+) -> KernelWeights:
     """q [K, N] nibbles and zeros [K/G, N] (or None) in checkpoint row order -> KernelWeights."""
     if perm is not None:
         q = q[perm]
@@ -232,7 +237,9 @@ def from_gptq(
     if qzeros is not None:
         _check_int_matrix("qzeros", qzeros, torch.int32)
         if list(qzeros.shape) != [groups, n // PACK_FACTOR]:
-            raise ValueError(f"qzeros: expected shape [K/G, N/8] = {[groups, n // PACK_FACTOR]}, got {list(qzeros.shape)}")
+            raise ValueError(
+                f"qzeros: expected shape [K/G, N/8] = {[groups, n // PACK_FACTOR]}, got {list(qzeros.shape)}"
+            )
         zeros = (unpack_cols(qzeros) + offset) & 0xF
         if symmetric and not bool((zeros == SYMMETRIC_ZERO).all()):
             stored = SYMMETRIC_ZERO - offset
