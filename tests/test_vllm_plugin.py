@@ -95,13 +95,14 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, fresh_kernels):
 
     def build(platform) -> dict:
         _module(monkeypatch, "vllm", __version__="0.33.0-standin")
+        _module(monkeypatch, "vllm.platforms", current_platform=platform)
         _module(monkeypatch, "vllm.model_executor")
         _module(monkeypatch, "vllm.model_executor.kernels")
         candidates = {
             PlatformEnum.CUDA: [VllmOwnTritonKernel],
             PlatformEnum.ROCM: [VllmOwnRdna3Kernel, VllmOwnTritonKernel],
         }
-        _module(monkeypatch, NEW_SELECTION, _POSSIBLE_KERNELS=candidates, current_platform=platform)
+        _module(monkeypatch, NEW_SELECTION, _POSSIBLE_KERNELS=candidates)
         _base_module(monkeypatch, NEW_BASE)
         return candidates
 
@@ -112,13 +113,13 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, fresh_kernels):
 def old_fake_vllm(monkeypatch: pytest.MonkeyPatch, fresh_kernels):
     """The older layout: one candidate list for all platforms, beside MPLinearKernel."""
     _module(monkeypatch, "vllm", __version__="0.8.0-standin")
+    _module(monkeypatch, "vllm.platforms", current_platform=RocmPlatform())
     for name in ("vllm.model_executor", "vllm.model_executor.layers", "vllm.model_executor.layers.quantization",
                  "vllm.model_executor.layers.quantization.kernels"):
         _module(monkeypatch, name)
     candidates = [VllmOwnTritonKernel]
     _base_module(monkeypatch, OLD_BASE)
     sys.modules[OLD_BASE]._POSSIBLE_KERNELS = candidates
-    sys.modules[OLD_BASE].current_platform = RocmPlatform()
     return candidates
 
 
@@ -160,12 +161,13 @@ def test_register_moves_ours_to_the_front_if_something_went_before_it(fake_vllm)
     assert candidates[PlatformEnum.ROCM].count(ours) == 1
 
 
-def test_non_rocm_changes_nothing(fake_vllm):
+def test_non_rocm_changes_nothing_and_imports_no_kernel_module(fake_vllm):
     candidates = fake_vllm(CudaPlatform())
     before = {key: list(value) for key, value in candidates.items()}
+    del sys.modules[NEW_SELECTION]  # importing it now would fail the test
     message = _register()
     assert candidates == before
-    assert "not ROCm" in message and "left unchanged" in message
+    assert "platform is CudaPlatform, not ROCm" in message and "left unchanged" in message
 
 
 def test_older_vllm_single_list(old_fake_vllm):
@@ -198,6 +200,7 @@ def test_without_vllm_register_logs_and_returns(monkeypatch, fresh_kernels, capl
 
 def test_unknown_vllm_layout_is_a_warning_naming_the_version(monkeypatch, fresh_kernels, caplog):
     _module(monkeypatch, "vllm", __version__="9.9.9")
+    _module(monkeypatch, "vllm.platforms", current_platform=RocmPlatform())
     with caplog.at_level(logging.INFO, logger="vllm.w4a16_rdna3"):
         message = _register()
     assert "not registered" in message and "vLLM 9.9.9" in message

@@ -8,23 +8,16 @@ candidates take the layer. Elsewhere nothing changes. It never raises: vLLM does
 plugin errors, and a failed plugin must not stop a server that runs fine without it.
 """
 
+import importlib
 import logging
 from typing import Any
 
-from w4a16_rdna3.vllm_compat import VllmMixedPrecision, VllmNotFound, find_mixed_precision
+from w4a16_rdna3.vllm_compat import VllmMixedPrecision, VllmNotFound, find_mixed_precision, vllm_version
 
 # A child of vLLM's "vllm" logger, so the line appears in vLLM's log with vLLM's format and level.
 logger = logging.getLogger("vllm.w4a16_rdna3")
 
 PREFIX = "w4a16_rdna3 vLLM plugin:"
-
-
-def _current_platform(found: VllmMixedPrecision) -> Any:
-    # The platform object choose_mp_linear_kernel itself reads (it imports it by name).
-    platform = getattr(found.selection_module, "current_platform", None)
-    if platform is None:
-        from vllm.platforms import current_platform as platform
-    return platform
 
 
 def _rocm_candidates(found: VllmMixedPrecision, platform: Any) -> tuple[list, str]:
@@ -42,14 +35,17 @@ def _rocm_candidates(found: VllmMixedPrecision, platform: Any) -> tuple[list, st
 def _register() -> tuple[int, str]:
     """Do the work; return (logging level, the one line to log)."""
     try:
-        found = find_mixed_precision()
+        version = vllm_version()
     except VllmNotFound as e:
         return logging.INFO, f"{PREFIX} {e}; nothing to register"
 
-    platform = _current_platform(found)
+    # The platform first: elsewhere vLLM's kernel modules are not even imported from here.
+    platform = importlib.import_module("vllm.platforms").current_platform
     if not platform.is_rocm():
         name = type(platform).__name__
-        return logging.INFO, f"{PREFIX} platform is {name}, not ROCm: vLLM {found.version}'s kernel selection left unchanged"
+        return logging.INFO, f"{PREFIX} platform is {name}, not ROCm: vLLM {version}'s kernel selection left unchanged"
+
+    found = find_mixed_precision()
 
     from w4a16_rdna3.kernels import KERNEL_BASE_REASON, RDNA3W4A16LinearKernel
 
@@ -64,8 +60,8 @@ def _register() -> tuple[int, str]:
     candidates[:] = [RDNA3W4A16LinearKernel] + [k for k in candidates if k is not RDNA3W4A16LinearKernel]
     return logging.INFO, (
         f"{PREFIX} put w4a16_rdna3's RDNA3W4A16LinearKernel first in {where} (vLLM {found.version}, ROCm): "
-        "it takes 4-bit GPTQ / compressed-tensors layers on gfx1100 and otherwise leaves them to vLLM's "
-        "own kernels, whose refusal reasons vLLM logs"
+        "it takes 4-bit GPTQ / compressed-tensors layers on gfx1100 and refuses them elsewhere, leaving them "
+        "to vLLM's own kernels (`w4a16-rdna3 info` says why it refuses)"
     )
 
 
