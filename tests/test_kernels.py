@@ -101,9 +101,10 @@ def test_gfx1100_arch_from_amdsmi_chooses_rdna3(rocm, arch):
 
 def test_gfx1100_without_extension_falls_back_to_triton(rocm):
     rocm.setattr(_ops, "native_build_info", lambda: None)
+    rocm.setattr(_ops, "native_unavailable_reason", lambda: "module w4a16_rdna3._C is not installed")
     selection = choose_kernel(gptq_layer_config(**TYPICAL))
     assert selection.kernel is TritonW4A16LinearKernel
-    assert "not built" in selection.refusals[RDNA3]
+    assert "native extension is not available: module w4a16_rdna3._C is not installed" in selection.refusals[RDNA3]
     assert TRITON not in selection.refusals
 
 

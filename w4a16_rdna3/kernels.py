@@ -294,7 +294,7 @@ def _arch_refusal() -> str | None:
 def _extension_refusal() -> str | None:
     info = _ops.native_build_info()
     if info is None:
-        return "the native extension w4a16_rdna3._C is not built (reinstall with a ROCm PyTorch and a HIP compiler)"
+        return f"the native extension is not available: {_ops.native_unavailable_reason()}"
     arches = list(info.get("arches", []))
     if info.get("emulation") or TARGET_ARCH not in arches:
         return (
