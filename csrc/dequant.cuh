@@ -22,15 +22,18 @@ struct OffsetIntFormat {
   static constexpr uint32_t kMask = 0x000F000Fu << kShift;
 };
 
-// p[j] = (16 + q[j], 16 + q[j + 4]): nibbles j and j + 4 sit 16 bits apart, so one shift and one
-// and-or per pair. Pairing K offsets (j, j + 4) means the activations must be paired the same
-// way (see interleave_k8).
+// p[j] = (16 + q[j], 16 + q[j + 4]): nibbles j and j + 4 sit 16 bits apart, so one shift (by a
+// constant: to bit kShift) and one and-or per pair. Pairing K offsets (j, j + 4) means the
+// activations must be paired the same way (see interleave_k8).
 template <bool kBf16>
 __device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
   using F = OffsetIntFormat<kBf16>;
-  const uint32_t ws = w << F::kShift;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) p[j] = ((ws >> (4 * j)) & F::kMask) | F::kMagic;
+  for (int j = 0; j < 4; ++j) {
+    const int right = 4 * j - F::kShift;
+    const uint32_t moved = right >= 0 ? w >> right : w << -right;
+    p[j] = (moved & F::kMask) | F::kMagic;
+  }
 }
 
 // Position of K offset i (0..7) in the (j, j + 4) pair order of offset_int_pairs: pair i % 4,

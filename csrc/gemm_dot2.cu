@@ -12,10 +12,14 @@
 namespace w4a16 {
 namespace {
 
-constexpr int kMinRowsPerSplit = 4 * dot2::kWarps;  // a split gives each wave at least 4 b_q rows
+constexpr int64_t kMinRowsPerSplit = 4 * dot2::kWarps;  // a split gives each wave at least 4 b_q rows
+constexpr int64_t kMaxSplits = 64;
 // Split-K workspace traffic (fp32 write + read, 8 bytes per output and split) is kept under 1/8 of
 // the int4 weight bytes (K * N / 2): splits <= K / (128 * M).
 constexpr int64_t kWorkspaceShare = 128;
+// Blocks run in waves of (SMs x resident blocks per SM); a last wave that is mostly empty costs
+// nearly a full one. The fewest splits whose waves are at least this full win.
+constexpr double kFullWaves = 0.9;
 
 int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
@@ -38,13 +42,23 @@ struct Plan {
 
 Plan plan_splits(int64_t m_eff, int64_t k, int64_t col_tiles, int64_t row_tiles, int blocks_per_sm) {
   const int64_t packed_rows = k / 8;
-  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  int64_t splits = ceil_div(sms * blocks_per_sm, col_tiles * row_tiles);
-  splits = std::min(splits, std::max<int64_t>(1, packed_rows / kMinRowsPerSplit));
-  splits = std::min(splits, std::max<int64_t>(1, k / (kWorkspaceShare * m_eff)));
-  splits = std::max<int64_t>(splits, 1);
-  int64_t rows_per_split = ceil_div(ceil_div(packed_rows, splits), dot2::kWarps) * dot2::kWarps;
-  return {ceil_div(packed_rows, rows_per_split), rows_per_split};
+  const int64_t slots = at::cuda::getCurrentDeviceProperties()->multiProcessorCount * int64_t{blocks_per_sm};
+  int64_t max_splits = std::min(kMaxSplits, packed_rows / kMinRowsPerSplit);
+  max_splits = std::min(max_splits, k / (kWorkspaceShare * m_eff));
+  Plan best{1, packed_rows};
+  double best_fill = 0.0;
+  for (int64_t want = 1; want <= std::max<int64_t>(max_splits, 1); ++want) {
+    const int64_t rows = ceil_div(ceil_div(packed_rows, want), dot2::kWarps) * dot2::kWarps;
+    const int64_t splits = ceil_div(packed_rows, rows);
+    const int64_t blocks = col_tiles * row_tiles * splits;
+    const double fill = static_cast<double>(blocks) / static_cast<double>(ceil_div(blocks, slots) * slots);
+    if (fill > best_fill + 1e-9) {
+      best = {splits, rows};
+      best_fill = fill;
+    }
+    if (fill >= kFullWaves) break;
+  }
+  return best;
 }
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>

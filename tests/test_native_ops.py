@@ -1,0 +1,168 @@
+"""The native ops (`gemm`, `gemm_dot2`, `gemm_wmma`) of each build against the fp32 reference.
+
+Builds: `w4a16_rdna3` (native: gfx11 on ROCm, CUDA on NVIDIA) and, on CUDA, `w4a16_rdna3_emu`
+(the RDNA3 instructions and lane layouts emulated). Bounds: relative error ||out - ref|| / ||ref||
+<= 1e-3 for fp16 and <= 8e-3 for bf16 (the output's own rounding is about 3e-4 / 2e-3); NaN never
+passes; the output's memory is poisoned with NaN before every call; fresh seeded data per test.
+
+Small layers get the full cross product (dtype x zeros x act-order x bias x group size, every M
+of the issue, every op); model-sized layers a representative subset.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from conftest import rel_error, requires_cuda
+from w4a16_rdna3.reference import gemm_reference
+
+pytestmark = requires_cuda
+
+BOUND = {torch.float16: 1e-3, torch.bfloat16: 8e-3}
+BUILDS = {"native": ("w4a16_rdna3", "w4a16_rdna3._C"), "rdna3_emu": ("w4a16_rdna3_emu", "w4a16_rdna3._C_rdna3_emu")}
+OPS = ("gemm", "gemm_dot2", "gemm_wmma")
+ALL_M = (1, 2, 3, 7, 8, 15, 16, 17, 31, 64, 100, 128, 512, 2048)
+SMALL_KN = ((128, 8), (256, 72))
+LARGE_KN = ((4096, 256), (5120, 128), (11008, 128), (4096, 14336), (14336, 4096))
+GROUPS = (32, 64, 128, -1)  # -1: channelwise (one scale row)
+
+
+def build_ops(build: str):
+    """torch.ops.<namespace> of a build; skips (with the reason) where the build cannot exist."""
+    namespace, module = BUILDS[build]
+    if build == "rdna3_emu" and torch.version.hip is not None:
+        pytest.skip("the RDNA3 emulation build exists only on CUDA")
+    importlib.import_module(module)  # on a GPU machine a missing build is a failure, not a skip
+    return getattr(torch.ops, namespace)
+
+
+def poison_allocator(shape: tuple[int, int], dtype: torch.dtype) -> None:
+    """Fill and free a block of the output's size: the caching allocator hands it to the op next,
+    so elements the kernel fails to write stay NaN."""
+    torch.empty(shape, dtype=dtype, device="cuda").fill_(float("nan"))
+
+
+def cuda_gen(gen: torch.Generator) -> torch.Generator:
+    return torch.Generator(device="cuda").manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+
+
+def make_layer(k: int, n: int, group: int, *, zeros: bool, act_order: bool, dtype: torch.dtype, gen: torch.Generator):
+    """Random kernel-layout weights (b_q, scales, zeros, perm): every nibble and zero point in
+    0..15, scales around 1 / (5 sqrt(K)) so outputs stay O(1), perm a random permutation."""
+    from w4a16_rdna3.formats import pack_cols, pack_rows
+
+    cg = cuda_gen(gen)
+    groups = 1 if group == -1 else k // group
+    q = torch.randint(0, 16, (k, n), generator=cg, dtype=torch.int32, device="cuda")
+    scales = ((torch.rand((groups, n), generator=cg, device="cuda") + 0.5) / (5 * k**0.5)).to(dtype)
+    z = pack_cols(torch.randint(0, 16, (groups, n), generator=cg, dtype=torch.int32, device="cuda")) if zeros else None
+    perm = torch.randperm(k, generator=cg, device="cuda").to(torch.int32) if act_order else None
+    return pack_rows(q), scales, z, perm
+
+
+def make_inputs(m: int, k: int, n: int, dtype: torch.dtype, gen: torch.Generator, *, bias: bool):
+    cg = cuda_gen(gen)
+    a = torch.randn((m, k), generator=cg, device="cuda").to(dtype)
+    b = torch.randn((n,), generator=cg, device="cuda").to(dtype) if bias else None
+    return a, b
+
+
+def run_op(op, a: torch.Tensor, layer, bias: torch.Tensor | None) -> torch.Tensor:
+    b_q, scales, zeros, perm = layer
+    poison_allocator((a.shape[0], b_q.shape[1]), a.dtype)
+    return op(a, b_q, scales, zeros, perm, bias)
+
+
+def check_all_ops(ops, ms, k, n, group, dtype, zeros, act_order, bias, gen, op_names=OPS):
+    layer = make_layer(k, n, group, zeros=zeros, act_order=act_order, dtype=dtype, gen=gen)
+    failures = []
+    for m in ms:
+        a, b = make_inputs(m, k, n, dtype, gen, bias=bias)
+        ref = gemm_reference(a, *layer, bias=b)
+        for name in op_names:
+            out = run_op(getattr(ops, name), a, layer, b)
+            err = rel_error(out, ref)
+            if not (out.dtype == dtype and err <= BOUND[dtype]):
+                failures.append(f"{name} M={m}: dtype {out.dtype}, rel err {err:.2e} > {BOUND[dtype]:.0e}")
+    assert not failures, f"K={k} N={n} G={group} {dtype} zeros={zeros} act_order={act_order} bias={bias}: " + "; ".join(failures)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("kn", SMALL_KN, ids=lambda kn: f"K{kn[0]}N{kn[1]}")
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("fp16", "bf16"))
+@pytest.mark.parametrize("zeros", (False, True), ids=("sym", "zeros"))
+@pytest.mark.parametrize("act_order", (False, True), ids=("noperm", "perm"))
+@pytest.mark.parametrize("bias", (False, True), ids=("nobias", "bias"))
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: f"G{g}")
+def test_small_layers_every_op_every_m(build, kn, dtype, zeros, act_order, bias, group, gen):
+    check_all_ops(build_ops(build), ALL_M, *kn, group, dtype, zeros, act_order, bias, gen)
+
+
+# (dtype, zeros, act_order, bias, group): each flag on and off somewhere, every group size.
+LARGE_CONFIGS = (
+    (torch.float16, True, False, True, 128),
+    (torch.bfloat16, False, True, False, 32),
+    (torch.float16, False, True, True, -1),
+    (torch.bfloat16, True, False, True, 64),
+)
+LARGE_M = (1, 3, 8, 16, 17, 100, 512)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("kn", LARGE_KN, ids=lambda kn: f"K{kn[0]}N{kn[1]}")
+@pytest.mark.parametrize("config", LARGE_CONFIGS, ids=lambda c: f"{str(c[0])[6:]}-z{int(c[1])}-p{int(c[2])}-b{int(c[3])}-G{c[4]}")
+def test_large_layers(build, kn, config, gen):
+    dtype, zeros, act_order, bias, group = config
+    check_all_ops(build_ops(build), LARGE_M, *kn, group, dtype, zeros, act_order, bias, gen)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("fp16", "bf16"))
+def test_large_m_2048(build, dtype, gen):
+    """M = 2048 on a model-sized layer: gemm (WMMA there) and the decode kernel's row tiling."""
+    check_all_ops(build_ops(build), (2048,), 4096, 256, 128, dtype, True, True, True, gen)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_empty_m(build):
+    ops = build_ops(build)
+    b_q, scales, zeros, perm = make_layer(128, 8, 32, zeros=True, act_order=False, dtype=torch.float16,
+                                          gen=torch.Generator().manual_seed(0))
+    a = torch.empty((0, 128), dtype=torch.float16, device="cuda")
+    for name in OPS:
+        out = getattr(ops, name)(a, b_q, scales, zeros, perm, None)
+        assert out.shape == (0, 8) and out.dtype == torch.float16
+
+
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("fp16", "bf16"))
+@pytest.mark.parametrize("m", (1, 4, 16, 100))
+def test_builds_agree(dtype, m, gen):
+    """Native and emulation builds: the decode kernel bit for bit (the same dot2 arithmetic: exact
+    products, fp32 sums in the same order), the WMMA kernel within the bound (different
+    accumulation order inside an MMA)."""
+    native, emu = build_ops("native"), build_ops("rdna3_emu")
+    k, n = 4096, 256
+    layer = make_layer(k, n, 128, zeros=True, act_order=True, dtype=dtype, gen=gen)
+    a, b = make_inputs(m, k, n, dtype, gen, bias=True)
+    d_native, d_emu = run_op(native.gemm_dot2, a, layer, b), run_op(emu.gemm_dot2, a, layer, b)
+    assert torch.equal(d_native, d_emu)
+    w_native, w_emu = run_op(native.gemm_wmma, a, layer, b), run_op(emu.gemm_wmma, a, layer, b)
+    assert rel_error(w_native, w_emu) <= BOUND[dtype]
+
+
+def test_python_gemm_routes_to_native(gen):
+    """w4a16_rdna3.gemm with leading dims and backend="native" / "rdna3_emu" equals the op on 2-D a."""
+    from w4a16_rdna3 import _ops
+
+    k, n = 256, 72
+    layer = make_layer(k, n, 64, zeros=True, act_order=False, dtype=torch.float16, gen=gen)
+    a = torch.randn((2, 3, k), device="cuda", dtype=torch.float16)
+    for backend, build in (("native", "native"), ("rdna3_emu", "rdna3_emu")):
+        ops = build_ops(build)
+        out = _ops.gemm(a, *layer, backend=backend)
+        assert out.shape == (2, 3, n)
+        assert torch.equal(out.reshape(6, n), ops.gemm(a.reshape(6, k), *layer, None))
+    assert _ops.resolve_backend("auto", a.device) == "native"
