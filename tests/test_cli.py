@@ -1,0 +1,87 @@
+"""The command line: info's content, check's verdicts, and the bare command's order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from w4a16_rdna3 import __main__ as cli
+from w4a16_rdna3 import _ops, cli_check, cli_info
+from w4a16_rdna3.reference import gemm_reference
+
+
+def test_info_names_platform_build_and_every_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"torch           {torch.__version__}" in out
+    assert "GPU (amdsmi)" in out
+    for dtype in ("float16", "bfloat16"):
+        assert f"G=128 {dtype} GPTQ layer:" in out
+    if torch.version.hip is None:
+        # Off ROCm the native kernel must be refused, and the reason must say so.
+        assert "RDNA3W4A16LinearKernel refused: " in out
+        assert "not a ROCm build" in out
+
+
+def test_info_under_mocked_gfx1100_without_extension_names_the_missing_build(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("W4A16_RDNA3_ARCH", "gfx1100")
+    from w4a16_rdna3 import platform
+    platform.cache_clear()
+    try:
+        lines = "\n".join(cli_info.info_lines())
+    finally:
+        monkeypatch.delenv("W4A16_RDNA3_ARCH")
+        platform.cache_clear()
+    assert "GPU (amdsmi)    gfx1100" in lines
+    assert "RDNA3W4A16LinearKernel refused" in lines
+
+
+SMALL = cli_check.Case("triton", torch.float16, m=3, k=256, n=64, group_size=128, symmetric=False, act_order=True)
+
+
+def _use_cases(monkeypatch: pytest.MonkeyPatch, cases: list[cli_check.Case]) -> None:
+    monkeypatch.setattr(cli_check, "cases", lambda device, quick: cases)
+
+
+def test_check_passes_an_exact_backend(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _use_cases(monkeypatch, [SMALL])
+    monkeypatch.setattr(_ops, "gemm", lambda *args, backend: gemm_reference(*args))
+    assert cli_check.run_check() == 0
+    assert "1 passed, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("corrupt", [
+    pytest.param(lambda out: out * 1.01, id="1%-off"),
+    pytest.param(lambda out: out.index_fill(1, torch.tensor([5]), float("nan")), id="one-NaN-column"),
+    pytest.param(lambda out: torch.zeros_like(out), id="unwritten"),
+])
+def test_check_fails_a_wrong_backend(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                     corrupt) -> None:
+    _use_cases(monkeypatch, [SMALL, SMALL._replace(dtype=torch.bfloat16)])
+    monkeypatch.setattr(_ops, "gemm", lambda *args, backend: corrupt(gemm_reference(*args)))
+    assert cli_check.run_check() == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out
+    assert "0 passed, 2 failed" in out
+
+
+def test_check_without_any_path_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_cases(monkeypatch, [])
+    assert cli_check.run_check() == 1
+
+
+def test_check_runs_the_triton_kernel_for_real_on_this_machine() -> None:
+    device = cli_check.default_device()
+    if "triton" not in cli_check.available_backends(device):
+        pytest.skip("Triton cannot run here (not installed, or imported before TRITON_INTERPRET could be set)")
+    outcome = cli_check.run_case(SMALL, device, seed=7)
+    assert outcome.passed, outcome
+
+
+def test_bare_command_runs_info_then_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(cli_info, "print_info", lambda: calls.append("info") or 0)
+    monkeypatch.setattr(cli_check, "run_check", lambda quick: calls.append("check") or 1)
+    assert cli.main([]) == 1
+    assert calls == ["info", "check"]
