@@ -1,0 +1,183 @@
+"""The Triton fallback GEMM against the fp32 reference.
+
+Without a GPU the kernels run in Triton's interpreter (TRITON_INTERPRET=1), which must be set
+before the module's @triton.jit functions are created: this file sets it before importing the
+module (tests/conftest.py setting it too would cover any import order).
+
+bf16 and the interpreter (triton 3.9): the interpreter stores bf16 as raw uint16 bits and passes
+them unchanged to `np.matmul` and to arithmetic (only casts to and from fp32 convert the bits;
+triton-lang/triton#11584, "we just don't support it yet"), so a bf16 `tl.dot` computes on bit
+patterns. The GEMV kernel casts every bf16 load to fp32 before any math, on the GPU as well, so
+it runs right in the interpreter; the tiled kernel feeds bf16 to `tl.dot` (tensor cores) and is
+tested in bf16 on a GPU only. The interpreter's fp32 -> bf16 cast also truncates instead of
+rounding to nearest, so interpreted bf16 outputs carry up to one bf16 ulp more error than on a
+GPU; the bound below is the same for both.
+"""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import triton  # noqa: E402
+from conftest import rel_error, requires_cuda  # noqa: E402
+
+from w4a16_rdna3.quantize import random_layer  # noqa: E402
+from w4a16_rdna3.reference import gemm_reference  # noqa: E402
+from w4a16_rdna3.triton_w4a16 import TritonConfig, choose_config, gemm_triton, gemm_with_config  # noqa: E402
+
+BOUNDS = {torch.float16: 1e-3, torch.bfloat16: 8e-3}
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+if DEVICE == "cpu" and not triton.knobs.runtime.interpret:
+    pytest.skip("w4a16_rdna3.triton_w4a16 was imported before TRITON_INTERPRET=1 was set and there is no GPU "
+                "(set TRITON_INTERPRET=1 in tests/conftest.py)", allow_module_level=True)
+
+# Small blocks keep the interpreter fast; split-K configs split K into 3 and 2 parts.
+CONFIGS = {
+    "gemv": TritonConfig("gemv", 1, 64, 32, 1, num_warps=1, num_stages=1),
+    "gemv-splitk": TritonConfig("gemv", 1, 64, 16, 3, num_warps=1, num_stages=1),
+    "tiled": TritonConfig("tiled", 16, 32, 32, 1, num_warps=4, num_stages=1),
+    "tiled-splitk": TritonConfig("tiled", 16, 32, 16, 2, num_warps=4, num_stages=1),
+}
+
+# (m, k, n, group_size, symmetric, act_order, bias)
+CASES = {
+    "m1-g64-sym": (1, 256, 64, 64, True, False, False),
+    "m3-g32-zeros-actorder-bias": (3, 256, 64, 32, False, True, True),
+    "m17-n8-one-group-k136-zeros-bias": (17, 136, 8, 136, False, False, True),
+    "m2-g128-n72-actorder": (2, 512, 72, 128, True, True, False),
+    "m5-channelwise-zeros": (5, 128, 64, -1, False, False, False),
+}
+
+
+def _problem(case: str, dtype: torch.dtype, gen: torch.Generator):
+    m, k, n, group_size, symmetric, act_order, with_bias = CASES[case]
+    seed = int(torch.randint(0, 2**30, (1,), generator=gen))
+    layer = random_layer(k, n, group_size, symmetric=symmetric, act_order=act_order, dtype=dtype, device=DEVICE,
+                         seed=seed)
+    a = torch.randn((m, k), generator=gen).to(dtype).to(DEVICE)
+    bias = torch.randn((n,), generator=gen).to(dtype).to(DEVICE) if with_bias else None
+    return a, layer, bias
+
+
+def _poison_allocator(m: int, n: int, dtype: torch.dtype) -> None:
+    """Leave a freed NaN block where the output will likely be allocated: unwritten elements show."""
+    poison = torch.full((m, n), float("nan"), dtype=dtype, device=DEVICE)
+    del poison
+
+
+def _bf16_tiled_needs_gpu(kernel: str, dtype: torch.dtype) -> None:
+    if DEVICE == "cpu" and dtype == torch.bfloat16 and kernel.startswith("tiled"):
+        pytest.skip("bf16 tl.dot is computed on raw bits by the triton interpreter (triton-lang/triton#11584): "
+                    "tested on GPU only")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("kernel", list(CONFIGS))
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_reference(case: str, kernel: str, dtype: torch.dtype, gen: torch.Generator) -> None:
+    _bf16_tiled_needs_gpu(kernel, dtype)
+    a, layer, bias = _problem(case, dtype, gen)
+    ref = gemm_reference(a, layer.b_q, layer.scales, layer.zeros, layer.perm, bias)
+    _poison_allocator(a.shape[0], layer.n, dtype)
+    out = gemm_with_config(a, layer.b_q, layer.scales, layer.zeros, layer.perm, bias, CONFIGS[kernel])
+    assert out.dtype == dtype and out.shape == ref.shape
+    err = rel_error(out, ref)
+    assert err <= BOUNDS[dtype], f"relative error {err:.3g} > {BOUNDS[dtype]}"
+
+
+@pytest.mark.parametrize("m", [1, 40])
+def test_op_chooses_a_config_by_m(m: int, gen: torch.Generator) -> None:
+    layer = random_layer(256, 64, 128, symmetric=False, act_order=True, dtype=torch.float16, device=DEVICE, seed=m)
+    a = torch.randn((m, 256), generator=gen).half().to(DEVICE)
+    ref = gemm_reference(a, layer.b_q, layer.scales, layer.zeros, layer.perm)
+    _poison_allocator(m, 64, torch.float16)
+    out = torch.ops.w4a16_rdna3.gemm_triton(a, layer.b_q, layer.scales, layer.zeros, layer.perm, None)
+    assert rel_error(out, ref) <= BOUNDS[torch.float16]
+
+
+def test_choose_config_decode_and_prefill() -> None:
+    device = torch.device(DEVICE)
+    assert choose_config(1, 14336, 4096, device).kernel == "gemv"
+    assert choose_config(4096, 14336, 4096, device).kernel == "tiled"
+    # Few column blocks at decode: K is split so that enough programs run.
+    assert choose_config(1, 64, 8192, device).split_k > 1
+
+
+@pytest.mark.parametrize("kernel", ["gemv-splitk", "tiled-splitk"])
+def test_split_k_is_deterministic(kernel: str, gen: torch.Generator) -> None:
+    a, layer, bias = _problem("m3-g32-zeros-actorder-bias", torch.float16, gen)
+    first = gemm_with_config(a, layer.b_q, layer.scales, layer.zeros, layer.perm, bias, CONFIGS[kernel])
+    second = gemm_with_config(a, layer.b_q, layer.scales, layer.zeros, layer.perm, bias, CONFIGS[kernel])
+    assert torch.equal(first, second)
+
+
+def test_fake_impl_gives_shape_and_dtype() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        a = torch.empty((5, 256), dtype=torch.bfloat16)
+        b_q = torch.empty((32, 64), dtype=torch.int32)
+        scales = torch.empty((2, 64), dtype=torch.bfloat16)
+        out = torch.ops.w4a16_rdna3.gemm_triton(a, b_q, scales, None, None, None)
+        assert out.shape == (5, 64) and out.dtype == torch.bfloat16
+        with pytest.raises(ValueError, match="scales"):
+            torch.ops.w4a16_rdna3.gemm_triton(a, b_q, torch.empty((3, 64), dtype=torch.bfloat16), None, None, None)
+
+
+def test_torch_compile_fullgraph(gen: torch.Generator) -> None:
+    layer = random_layer(128, 64, 64, symmetric=True, act_order=False, dtype=torch.float16, device=DEVICE, seed=7)
+
+    def linear(x: torch.Tensor) -> torch.Tensor:
+        return gemm_triton(x, layer.b_q, layer.scales, None, None, None) * 2.0
+
+    compiled = torch.compile(linear, fullgraph=True, backend="eager")
+    a = torch.randn((2, 128), generator=gen).half().to(DEVICE)
+    ref = gemm_reference(a, layer.b_q, layer.scales) * 2.0
+    assert rel_error(compiled(a), ref) <= BOUNDS[torch.float16]
+
+
+def _good_args():
+    layer = random_layer(64, 16, 32, symmetric=False, act_order=True, dtype=torch.float16, device=DEVICE, seed=3)
+    a = torch.randn((2, 64)).half().to(DEVICE)
+    return dict(a=a, b_q=layer.b_q, scales=layer.scales, zeros=layer.zeros, perm=layer.perm,
+                bias=torch.zeros(16, dtype=torch.float16, device=DEVICE))
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "error"),
+    [
+        ("a", lambda t: t.unsqueeze(0), ValueError),
+        ("a", lambda t: t.float(), TypeError),
+        ("b_q", lambda t: t.to(torch.int64), TypeError),
+        ("b_q", lambda t: t[:4].contiguous(), ValueError),
+        ("scales", lambda t: t.to(torch.bfloat16), TypeError),
+        ("zeros", lambda t: t[:1].contiguous(), ValueError),
+        ("perm", lambda t: t[:32].contiguous(), ValueError),
+        ("perm", lambda t: t.long(), TypeError),
+        ("bias", lambda t: t[:8].contiguous(), ValueError),
+    ],
+)
+def test_bad_inputs_name_the_argument(name: str, bad, error: type[Exception]) -> None:
+    args = _good_args()
+    args[name] = bad(args[name])
+    with pytest.raises(error, match=name):
+        gemm_triton(**args)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("m", [1, 2, 5, 16, 33, 300])
+def test_gpu_layer_sizes(m: int, dtype: torch.dtype, gen: torch.Generator) -> None:
+    """Realistic K and N through the op's own config choice (split-K at decode, big tiles at prefill)."""
+    layer = random_layer(2048, 1536, 128, symmetric=False, act_order=True, dtype=dtype, device="cuda", seed=m)
+    a = torch.randn((m, 2048), generator=gen).to(dtype).cuda()
+    ref = gemm_reference(a, layer.b_q, layer.scales, layer.zeros, layer.perm)
+    _poison_allocator(m, 1536, dtype)
+    out = gemm_triton(a, layer.b_q, layer.scales, layer.zeros, layer.perm)
+    assert rel_error(out, ref) <= BOUNDS[dtype]
+    assert torch.equal(out, gemm_triton(a, layer.b_q, layer.scales, layer.zeros, layer.perm))

@@ -1,0 +1,118 @@
+"""Timing utilities shared by every benchmark.
+
+Rules they enforce, because each one once made a number lie:
+* device time from events, median of many runs after a warm-up;
+* the GPU is kept busy (a sleep kernel) while the timed calls are queued, so the Python launch
+  cost of a short kernel is not counted as GPU time;
+* weights rotate over enough copies to exceed the L2 cache, so every call streams its weights
+  from memory as it does in a real model (each layer's weights are read once per token);
+* data is random, never zeros (zero pages and compressed memory can flatter a kernel).
+"""
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+DEFAULT_L2_BYTES = 64 * 2**20  # used when the device does not report its L2 size
+_PACK_FACTOR = 8  # int4 values per int32
+
+
+@dataclass(frozen=True)
+class Int4Layer:
+    """Kernel-layout weights (DESIGN.md) for timing: random contents, not a quantised matrix."""
+
+    b_q: torch.Tensor
+    scales: torch.Tensor
+    zeros: torch.Tensor | None
+
+
+def l2_cache_bytes(device: torch.device) -> int:
+    """L2 size from the device properties; DEFAULT_L2_BYTES where unknown."""
+    props = torch.cuda.get_device_properties(device)
+    size = getattr(props, "L2_cache_size", 0)
+    return int(size) if size and size > 0 else DEFAULT_L2_BYTES
+
+
+def copies_to_exceed_l2(bytes_per_copy: int, device: torch.device) -> int:
+    """Number of copies whose total is at least twice the L2 size (at least 2)."""
+    return max(2, math.ceil(2 * l2_cache_bytes(device) / max(1, bytes_per_copy)))
+
+
+def int4_bytes(k: int, n: int, group_size: int, dtype: torch.dtype, zeros: bool) -> int:
+    """Bytes a W4A16 GEMM must read for its weights: int4 values, scales and packed zeros."""
+    groups = k // group_size
+    scale_bytes = groups * n * torch.finfo(dtype).bits // 8
+    zero_bytes = groups * n // 2 if zeros else 0
+    return k * n // 2 + scale_bytes + zero_bytes
+
+
+def bandwidth_limit_us(nbytes: int, bandwidth_gbs: float) -> float:
+    """Time to move `nbytes` at `bandwidth_gbs` (GB/s = 1e9 B/s), in microseconds."""
+    return nbytes / (bandwidth_gbs * 1e9) * 1e6
+
+
+def random_int4_layer(
+    k: int, n: int, group_size: int, dtype: torch.dtype, device: torch.device, *, zeros: bool, seed: int
+) -> Int4Layer:
+    """Random kernel-layout weights made on the device (fast for large layers).
+
+    Scales are positive, about 1/(8 sqrt(K)) so outputs stay O(|a|) for a ~ N(0, 1).
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    b_q = torch.randint(-(2**31), 2**31, (k // _PACK_FACTOR, n), generator=gen, device=device, dtype=torch.int64)
+    scale = (torch.rand((k // group_size, n), generator=gen, device=device) + 0.5) / (8 * math.sqrt(k))
+    z = None
+    if zeros:
+        z = torch.randint(-(2**31), 2**31, (k // group_size, n // _PACK_FACTOR), generator=gen, device=device,
+                          dtype=torch.int64).to(torch.int32)
+    return Int4Layer(b_q=b_q.to(torch.int32), scales=scale.to(dtype), zeros=z)
+
+
+def time_us(call: Callable[[int], object], copies: int, *, warmup: int = 10, reps: int = 100) -> float:
+    """Median device time in microseconds of `call(i)`, i cycling over range(copies).
+
+    Every timed call has its own pair of events. A sleep kernel queued first keeps the GPU busy
+    while the CPU queues all calls, so the events see back-to-back kernels, not launch latency.
+    """
+    for i in range(warmup):
+        call(i % copies)
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    torch.cuda._sleep(_sleep_cycles_for(reps))
+    for i in range(reps):
+        starts[i].record()
+        call(i % copies)
+        ends[i].record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends)) * 1e3
+
+
+def _sleep_cycles_for(reps: int) -> int:
+    # Generous CPU cost per queued call (Python + launch): 100 us at a 2 GHz clock.
+    return reps * 100 * 2000
+
+
+def measure_copy_bandwidth(device: torch.device, nbytes: int = 2**30, reps: int = 20) -> float:
+    """Device-to-device copy bandwidth in GB/s, counting bytes read plus bytes written."""
+    src = torch.randint(0, 2**31 - 1, (nbytes // 4,), dtype=torch.int32, device=device)
+    dst = torch.empty_like(src)
+    us = time_us(lambda _: dst.copy_(src), 1, warmup=3, reps=reps)
+    return 2 * nbytes / (us * 1e-6) / 1e9
+
+
+def time_dense_matmul_us(m: int, k: int, n: int, dtype: torch.dtype, device: torch.device,
+                         *, warmup: int = 10, reps: int = 100) -> float:
+    """Median time of torch.matmul(a [m, k], w [k, n]) with w rotated past the L2."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn((m, k), generator=gen, device=device).to(dtype)
+    copies = copies_to_exceed_l2(k * n * torch.finfo(dtype).bits // 8, device)
+    weights = [torch.randn((k, n), generator=gen, device=device).to(dtype) for _ in range(copies)]
+    return time_us(lambda i: torch.matmul(a, weights[i]), copies, warmup=warmup, reps=reps)
+
+
+def tflops(m: int, k: int, n: int, us: float) -> float:
+    return 2 * m * k * n / (us * 1e-6) / 1e12

@@ -1,0 +1,376 @@
+"""The fallback W4A16 GEMM in Triton: every device where the native RDNA3 build does not run.
+
+Weights are in the kernel layout (DESIGN.md): `b_q` int32 [K/8, N], nibble i of b_q[r, c] is
+q[8r + i, c]; `scales` [K/G, N]; `zeros` int32 [K/G, N/8] packed along N holding the true zero
+(None = 8); `perm` int32 [K] or None (the kernel reads a[:, perm]); `bias` [N] or None.
+
+Two kernels share one dequantisation and one epilogue:
+
+* `_gemv_kernel` (decode, small M): no tensor cores. Each program streams a [BLOCK_K/8, BLOCK_N]
+  tile of packed words per step and keeps a same-shaped fp32 accumulator, so the eight nibbles of
+  a word, the scale and the K reduction all stay inside one thread until the very end. At M = 1
+  the work is pure weight streaming; split-K gives enough programs to keep every SM's memory
+  pipe busy when N alone yields few column blocks.
+* `_tiled_kernel` (prefill, large M): tensor-core `tl.dot` on a dequantised [BLOCK_K, BLOCK_N]
+  tile, with an optional split-K for mid-sized M on narrow layers.
+
+Split-K never uses atomics: each split writes fp32 partial sums to its own slice of a workspace,
+and `_splitk_reduce_kernel` adds the slices in a fixed order (split 0, 1, 2, ...), so the same
+inputs give bitwise the same output on every run.
+
+Dequantisation trick: OR-ing a nibble q into the bit pattern of 2^23 (0x4B000000) gives the fp32
+number 2^23 + q exactly; subtracting 2^23 + zero (also exact) leaves q - zero as an exact fp32
+integer. That costs one shift, one logic op and one add per weight, with no int->float
+conversion (a quarter-rate instruction on many GPUs).
+
+Under `TRITON_INTERPRET=1` (CPU tests) the interpreter of triton 3.9 keeps bf16 values as raw
+uint16 bits and feeds them to `np.matmul` and to arithmetic unchanged (only casts to/from fp32
+convert the bits), so any `tl.dot` or arithmetic on bf16 operands computes garbage there. Casts
+are right, and `_gemv_kernel` casts every bf16 load to fp32 before any math (which is also what
+it does on a GPU), so it runs in the interpreter in both dtypes; `_tiled_kernel` must feed bf16
+to `tl.dot` to use the tensor cores, so it is tested in bf16 on a GPU only.
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import triton
+import triton.language as tl
+
+from w4a16_rdna3.checks import PACK_FACTOR, GemmShape, check_gemm_args
+
+_FP32_2POW23_BITS = 0x4B000000  # bit pattern of 2.0**23: its low 23 mantissa bits are zero
+_DEFAULT_SM_COUNT = 8  # interpreter (CPU): few programs keep the emulation fast
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    """One launch configuration. `block_k` counts unpacked K values (a multiple of 8)."""
+
+    kernel: Literal["gemv", "tiled"]
+    block_m: int
+    block_n: int
+    block_k: int
+    split_k: int
+    num_warps: int
+    num_stages: int
+    group_m: int = 8  # tiled only: rows of tiles that share B tiles in L2 (launch-order swizzle)
+
+
+@triton.jit
+def _tile_dequant_params(s_ptr, z_ptr, group, offs_n, mask, N, HAS_ZEROS: tl.constexpr):
+    """Scale and zero point, both fp32 [R, BLOCK_N], of groups `group` ([R] ints) at columns `offs_n`."""
+    scale = tl.load(s_ptr + group[:, None] * N + offs_n[None, :], mask=mask, other=0.0).to(tl.float32)
+    if HAS_ZEROS:
+        # zeros[g, c] packs the zeros of columns 8c..8c+7, column 8c + j at bits 4j.
+        zword = tl.load(z_ptr + group[:, None] * (N // 8) + (offs_n // 8)[None, :], mask=mask, other=0)
+        zero = ((zword >> ((offs_n % 8) * 4)[None, :]) & 0xF).to(tl.float32)
+    else:
+        zero = tl.full(scale.shape, 8.0, tl.float32)
+    return scale, zero
+
+
+@triton.jit
+def _nibble_minus_zero(src, SHIFT: tl.constexpr, zero, two_pow23_bits):
+    """(q - zero) * 2^SHIFT as an exact fp32; q is the nibble at bits SHIFT..SHIFT+3 of `src`, SHIFT <= 16.
+
+    OR-ing the masked nibble, still in place, into the bits of 2^23 gives the fp32 2^23 + q * 2^SHIFT
+    exactly (SHIFT <= 16 keeps the nibble below bit 23, the exponent's lowest bit), and the
+    difference with 2^23 + zero * 2^SHIFT is exact too: one logic op and one add per weight, no
+    int->float conversion. The caller undoes 2^SHIFT once per K value (on the activation) or once
+    per column (on the scale), not per weight.
+
+    `two_pow23_bits` (0x4B000000) arrives as a run-time argument: with both it and the mask as
+    immediates, ptxas re-materialises one of them with an extra move per nibble.
+    """
+    bits = (src & (0xF << SHIFT)) | two_pow23_bits
+    return bits.to(tl.float32, bitcast=True) - (8388608.0 + zero * (1 << SHIFT))
+
+
+@triton.jit
+def _high_nibbles(packed):
+    """Nibbles 5-7 of each word moved to bits 0-11: in place, nibble 5 would touch bit 23."""
+    return (packed.to(tl.uint32, bitcast=True) >> 20).to(tl.int32, bitcast=True)
+
+
+@triton.jit
+def _dequant_tile(packed, scale, zero, two_pow23_bits, dtype: tl.constexpr):
+    """Packed [R, BLOCK_N] words -> dequantised [8R, BLOCK_N] weights of `dtype`, row 8r + i = nibble i.
+
+    The 2^SHIFT of `_nibble_minus_zero` is folded into the scale.
+    """
+    high = _high_nibbles(packed)
+    w0 = _nibble_minus_zero(packed, 0, zero, two_pow23_bits) * scale
+    w1 = _nibble_minus_zero(packed, 4, zero, two_pow23_bits) * (scale * (1.0 / 16))
+    w2 = _nibble_minus_zero(packed, 8, zero, two_pow23_bits) * (scale * (1.0 / 256))
+    w3 = _nibble_minus_zero(packed, 12, zero, two_pow23_bits) * (scale * (1.0 / 4096))
+    w4 = _nibble_minus_zero(packed, 16, zero, two_pow23_bits) * (scale * (1.0 / 65536))
+    w5 = _nibble_minus_zero(high, 0, zero, two_pow23_bits) * scale
+    w6 = _nibble_minus_zero(high, 4, zero, two_pow23_bits) * (scale * (1.0 / 16))
+    w7 = _nibble_minus_zero(high, 8, zero, two_pow23_bits) * (scale * (1.0 / 256))
+    # join nests as w[..., j0, j1, j2] = nibble 4*j2 + 2*j1 + j0; move (j2, j1, j0) in front of the
+    # columns and merge them with the packed-row index: row r*8 + i.
+    w = tl.join(tl.join(tl.join(w0, w1), tl.join(w2, w3)), tl.join(tl.join(w4, w5), tl.join(w6, w7)))
+    w = tl.permute(w, (0, 4, 3, 2, 1))
+    return tl.reshape(w, [8 * packed.shape[0], packed.shape[1]]).to(dtype)
+
+
+@triton.jit
+def _split_rows(pid_k, K, rows_per_split):
+    """Packed-row range [start, end) of split `pid_k`."""
+    row_start = pid_k * rows_per_split
+    row_end = tl.minimum(row_start + rows_per_split, K // 8)
+    return row_start, row_end
+
+
+@triton.jit
+def _store_tile(result, offs_m, offs_n, M, N, pid_k, bias_ptr, out_ptr, ws_ptr,
+                HAS_BIAS: tl.constexpr, IS_SPLIT: tl.constexpr):
+    """fp32 [BLOCK_M, BLOCK_N] result -> output (bias added, cast) or this split's workspace slice."""
+    mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+    if IS_SPLIT:
+        tl.store(ws_ptr + (pid_k * M + offs_m[:, None]) * N + offs_n[None, :], result, mask=mask)
+    else:
+        if HAS_BIAS:
+            result += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
+        tl.store(out_ptr + offs_m[:, None] * N + offs_n[None, :], result.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr,
+                 M, N, K, group_size, rows_per_split, two_pow23_bits,
+                 HAS_ZEROS: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
+                 IS_SPLIT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KP: tl.constexpr,
+                 NUM_STAGES: tl.constexpr):
+    """Grid (M, N blocks, splits): one row of a per program, BLOCK_KP packed rows per step.
+
+    Rows of a are the fastest-varying program id, so the programs that read the same weight
+    tile for different rows run at about the same time and all but the first hit in L2.
+    """
+    m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < N
+    row_start, row_end = _split_rows(pid_k, K, rows_per_split)
+    a_row = a_ptr + m.to(tl.int64) * K
+
+    # acc[r, n] sums a[k] * w[k, n] over the K values k of every packed row this thread visits at
+    # tile row r; the sum over tile rows happens once, after the loops. The outer loop walks the
+    # groups of this split, so scale and zero are loaded (and applied) once per group.
+    acc = tl.zeros([BLOCK_KP, BLOCK_N], dtype=tl.float32)
+    rows_per_group = group_size // 8
+    for g in range(row_start // rows_per_group, tl.cdiv(row_end, rows_per_group)):
+        scale, zero = _tile_dequant_params(s_ptr, z_ptr, tl.zeros([1], tl.int32) + g, offs_n, mask_n[None, :],
+                                           N, HAS_ZEROS)
+        g_start = tl.maximum(g * rows_per_group, row_start)
+        g_end = tl.minimum(g * rows_per_group + rows_per_group, row_end)
+        part = tl.zeros([BLOCK_KP, BLOCK_N], dtype=tl.float32)
+        for r0 in tl.range(g_start, g_end, BLOCK_KP, num_stages=NUM_STAGES):
+            rows = r0 + tl.arange(0, BLOCK_KP)
+            mask_r = rows < g_end
+            packed = tl.load(b_ptr + rows[:, None] * N + offs_n[None, :], mask=mask_r[:, None] & mask_n[None, :],
+                             other=0)
+            high = _high_nibbles(packed)
+            for i in tl.static_range(8):
+                k_idx = rows * 8 + i
+                if HAS_PERM:
+                    k_idx = tl.load(perm_ptr + k_idx, mask=mask_r, other=0)
+                a_i = tl.load(a_row + k_idx, mask=mask_r, other=0.0).to(tl.float32)
+                if i < 5:
+                    w_i = _nibble_minus_zero(packed, 4 * i, zero, two_pow23_bits)
+                    part += (a_i * (1.0 / (1 << (4 * i))))[:, None] * w_i
+                else:
+                    w_i = _nibble_minus_zero(high, 4 * i - 20, zero, two_pow23_bits)
+                    part += (a_i * (1.0 / (1 << (4 * i - 20))))[:, None] * w_i
+        acc += part * scale
+    offs_m = m + tl.arange(0, 1)
+    result = tl.sum(acc, axis=0)[None, :]
+    _store_tile(result, offs_m, offs_n, M, N, pid_k, bias_ptr, out_ptr, ws_ptr, HAS_BIAS, IS_SPLIT)
+
+
+@triton.jit
+def _tiled_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr,
+                  M, N, K, group_size, rows_per_split, two_pow23_bits,
+                  HAS_ZEROS: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
+                  IS_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    """Grid (M blocks * N blocks, splits). Tensor-core tiles; B dequantised in registers."""
+    BLOCK_KP: tl.constexpr = BLOCK_K // 8
+    pid = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    # Launch order walks GROUP_M tile rows down one tile column before moving right, so
+    # consecutive programs reuse the same weight tiles from L2.
+    blocks_m = tl.cdiv(M, BLOCK_M)
+    blocks_n = tl.cdiv(N, BLOCK_N)
+    tiles_per_group = GROUP_M * blocks_n
+    first_m = (pid // tiles_per_group) * GROUP_M
+    group_rows = tl.minimum(blocks_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % tiles_per_group) % group_rows
+    pid_n = (pid % tiles_per_group) // group_rows
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_m = offs_m < M
+    mask_n = offs_n < N
+    a_rows = a_ptr + offs_m.to(tl.int64)[:, None] * K
+    row_start, row_end = _split_rows(pid_k, K, rows_per_split)
+
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for r0 in range(row_start, row_end, BLOCK_KP):
+        rows = r0 + tl.arange(0, BLOCK_KP)
+        mask_rn = (rows < row_end)[:, None] & mask_n[None, :]
+        packed = tl.load(b_ptr + rows[:, None] * N + offs_n[None, :], mask=mask_rn, other=0)
+        # A packed row's 8 K values share one group: G is a multiple of 8.
+        scale, zero = _tile_dequant_params(s_ptr, z_ptr, (rows * 8) // group_size, offs_n, mask_rn, N, HAS_ZEROS)
+        w = _dequant_tile(packed, scale, zero, two_pow23_bits, a_ptr.dtype.element_ty)
+        k_idx = r0 * 8 + tl.arange(0, BLOCK_K)
+        mask_k = k_idx < row_end * 8
+        if HAS_PERM:
+            k_idx = tl.load(perm_ptr + k_idx, mask=mask_k, other=0)
+        a = tl.load(a_rows + k_idx[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        acc = tl.dot(a, w, acc)
+    _store_tile(acc, offs_m, offs_n, M, N, pid_k, bias_ptr, out_ptr, ws_ptr, HAS_BIAS, IS_SPLIT)
+
+
+@triton.jit
+def _splitk_reduce_kernel(ws_ptr, bias_ptr, out_ptr, M, N, split_k,
+                          HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr):
+    """out = sum over splits 0, 1, 2, ... (this order, always) of the fp32 partials (+ bias)."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M * N
+    total = tl.load(ws_ptr + offs, mask=mask, other=0.0)
+    for s in range(1, split_k):
+        total += tl.load(ws_ptr + s * M * N + offs, mask=mask, other=0.0)
+    if HAS_BIAS:
+        total += tl.load(bias_ptr + offs % N, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + offs, total.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+_REDUCE_BLOCK = 1024
+
+
+@functools.cache
+def _sm_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return _DEFAULT_SM_COUNT
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+def _split_for(blocks: int, k_rows: int, rows_per_step: int, target_programs: int, max_split: int) -> int:
+    """Smallest power-of-two split that reaches `target_programs` while each split keeps >= 2 steps."""
+    split = 1
+    while blocks * split < target_programs and split < max_split and k_rows >= 2 * rows_per_step * (2 * split):
+        split *= 2
+    return split
+
+
+def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
+    """The launch configuration for an [m, k] x [k, n] problem (tuned on an H100, see bench_gemm)."""
+    sms = _sm_count(device)
+    k_rows = k // PACK_FACTOR
+    if m <= 8:
+        block_m = _next_pow2(m)
+        block_n, block_k = 128, 64
+        blocks = triton.cdiv(n, block_n)
+        split = _split_for(blocks, k_rows, block_k // PACK_FACTOR, 4 * sms, 16)
+        return TritonConfig("gemv", block_m, block_n, block_k, split, num_warps=4, num_stages=3)
+    if m <= 64:
+        block_m, block_n, block_k = 16 if m <= 16 else 32 if m <= 32 else 64, 64, 128
+        blocks = triton.cdiv(m, block_m) * triton.cdiv(n, block_n)
+        split = _split_for(blocks, k_rows, block_k // PACK_FACTOR, 2 * sms, 8)
+        return TritonConfig("tiled", block_m, block_n, block_k, split, num_warps=4, num_stages=4)
+    return TritonConfig("tiled", 128, 128, 64, 1, num_warps=8, num_stages=3)
+
+
+def gemm_with_config(
+    a: torch.Tensor,
+    b_q: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    perm: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    config: TritonConfig,
+) -> torch.Tensor:
+    """Run one explicit configuration (tests and tuning); `gemm_triton` picks it by shape."""
+    shape = check_gemm_args(a, b_q, scales, zeros, perm, bias)
+    return _launch(a, b_q, scales, zeros, perm, bias, shape, config)
+
+
+def _launch(
+    a: torch.Tensor,
+    b_q: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    perm: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    shape: GemmShape,
+    config: TritonConfig,
+) -> torch.Tensor:
+    if a.device.type == "cpu" and not triton.knobs.runtime.interpret:
+        raise ValueError("a: the Triton kernel needs a GPU tensor (or TRITON_INTERPRET=1 set before import)")
+    m, k, n = shape.m, shape.k, shape.n
+    out = torch.empty((m, n), dtype=a.dtype, device=a.device)
+    if m == 0:
+        return out
+    k_rows = k // PACK_FACTOR
+    step_rows = config.block_k // PACK_FACTOR
+    rows_per_split = triton.cdiv(triton.cdiv(k_rows, config.split_k), step_rows) * step_rows
+    splits = triton.cdiv(k_rows, rows_per_split)
+    is_split = splits > 1
+    ws = torch.empty((splits, m, n), dtype=torch.float32, device=a.device) if is_split else out
+    # Unused pointer arguments get a valid tensor; their constexpr flag keeps them unread.
+    args = (a, b_q, scales, b_q if zeros is None else zeros, b_q if perm is None else perm,
+            scales if bias is None else bias, out, ws, m, n, k, shape.group_size, rows_per_split, _FP32_2POW23_BITS)
+    flags = dict(HAS_ZEROS=zeros is not None, HAS_PERM=perm is not None, HAS_BIAS=bias is not None,
+                 IS_SPLIT=is_split, BLOCK_N=config.block_n, num_warps=config.num_warps)
+    if config.kernel == "gemv":
+        grid = (m, triton.cdiv(n, config.block_n), splits)
+        _gemv_kernel[grid](*args, BLOCK_KP=step_rows, NUM_STAGES=config.num_stages, **flags)
+    else:
+        grid = (triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n), splits)
+        _tiled_kernel[grid](*args, BLOCK_M=config.block_m, BLOCK_K=config.block_k, GROUP_M=config.group_m,
+                           num_stages=config.num_stages, **flags)
+    if is_split:
+        _splitk_reduce_kernel[(triton.cdiv(m * n, _REDUCE_BLOCK),)](
+            ws, scales if bias is None else bias, out, m, n, splits,
+            HAS_BIAS=bias is not None, BLOCK=_REDUCE_BLOCK)
+    return out
+
+
+@torch.library.custom_op("w4a16_rdna3::gemm_triton", mutates_args=())
+def gemm_triton(
+    a: torch.Tensor,
+    b_q: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    perm: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """out[M, N] = a[:, perm] @ dequant(b_q, scales, zeros) (+ bias), fp32 accumulation, a's dtype.
+
+    `a` is 2-D. The configuration is chosen here from M, inside the op, so a graph compiled at
+    one M still picks the right kernel at another.
+    """
+    shape = check_gemm_args(a, b_q, scales, zeros, perm, bias)
+    config = choose_config(shape.m, shape.n, shape.k, a.device)
+    return _launch(a, b_q, scales, zeros, perm, bias, shape, config)
+
+
+@gemm_triton.register_fake
+def _gemm_triton_fake(
+    a: torch.Tensor,
+    b_q: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    perm: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    shape = check_gemm_args(a, b_q, scales, zeros, perm, bias)
+    return a.new_empty((shape.m, shape.n))
