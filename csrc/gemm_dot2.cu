@@ -18,8 +18,10 @@ constexpr int64_t kMaxSplits = 64;
 // the int4 weight bytes (K * N / 2): splits <= K / (128 * M).
 constexpr int64_t kWorkspaceShare = 128;
 // Blocks run in waves of (SMs x resident blocks per SM); a last wave that is mostly empty costs
-// nearly a full one. The fewest splits whose waves are at least this full win.
-constexpr double kFullWaves = 0.9;
+// nearly a full one, while a single wave a little short of full only leaves some SMs with fewer
+// blocks (the memory system, not the SM, is the limit). The fewest splits whose waves are at least
+// this full win: fewer splits mean less workspace traffic and longer runs of loads per wave.
+constexpr double kFullWaves = 0.8;
 
 int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
