@@ -47,7 +47,8 @@ _DEFAULT_SM_COUNT = 8  # interpreter (CPU): few programs keep the emulation fast
 
 @dataclass(frozen=True)
 class TritonConfig:
-    """One launch configuration. `block_k` counts unpacked K values (a multiple of 8)."""
+    """One launch configuration. `block_k` counts unpacked K values (a multiple of 8); the GEMV
+    kernel takes one row of `a` per program (block_m = 1)."""
 
     kernel: Literal["gemv", "tiled"]
     block_m: int
@@ -259,10 +260,6 @@ def _sm_count(device: torch.device) -> int:
     return _DEFAULT_SM_COUNT
 
 
-def _next_pow2(x: int) -> int:
-    return 1 << max(0, (x - 1).bit_length())
-
-
 def _split_for(blocks: int, k_rows: int, rows_per_step: int, target_programs: int, max_split: int) -> int:
     """Smallest power-of-two split that reaches `target_programs` while each split keeps >= 2 steps."""
     split = 1
@@ -272,15 +269,13 @@ def _split_for(blocks: int, k_rows: int, rows_per_step: int, target_programs: in
 
 
 def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
-    """The launch configuration for an [m, k] x [k, n] problem (tuned on an H100, see bench_gemm)."""
+    """The launch configuration for an [m, k] x [k, n] problem (tuned on an H100: benchmarks/tune_triton.py)."""
     sms = _sm_count(device)
     k_rows = k // PACK_FACTOR
-    if m <= 8:
-        block_m = _next_pow2(m)
-        block_n, block_k = 128, 64
-        blocks = triton.cdiv(n, block_n)
-        split = _split_for(blocks, k_rows, block_k // PACK_FACTOR, 4 * sms, 16)
-        return TritonConfig("gemv", block_m, block_n, block_k, split, num_warps=4, num_stages=3)
+    if m <= 4:
+        block_n, block_k = 512, 16
+        split = _split_for(triton.cdiv(n, block_n), k_rows, block_k // PACK_FACTOR, 8 * sms, 32)
+        return TritonConfig("gemv", 1, block_n, block_k, split, num_warps=2, num_stages=1)
     if m <= 64:
         block_m, block_n, block_k = 16 if m <= 16 else 32 if m <= 32 else 64, 64, 128
         blocks = triton.cdiv(m, block_m) * triton.cdiv(n, block_n)
