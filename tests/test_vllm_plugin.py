@@ -95,7 +95,7 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, fresh_kernels):
 
     def build(platform) -> dict:
         _module(monkeypatch, "vllm", __version__="0.33.0-standin")
-            _module(monkeypatch, "vllm.platforms", current_platform=platform)
+        _module(monkeypatch, "vllm.platforms", current_platform=platform)
         _module(monkeypatch, "vllm.model_executor")
         _module(monkeypatch, "vllm.model_executor.kernels")
         candidates = {
