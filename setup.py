@@ -111,6 +111,24 @@ def hip_arch_list() -> str:
     return ";".join(arches)
 
 
+def cuda_library_headers(cuda: Path) -> list[str]:
+    """Header dirs of the CUDA math libraries, when the toolkit at `cuda` lacks them.
+
+    torch's ATen/cuda/CUDAContext.h includes cusparse.h and cublas_v2.h. A minimal toolkit (nvcc and
+    the runtime only) has neither; CUDA wheels of torch depend on the nvidia-* packages, which ship
+    those headers in site-packages/nvidia/<package>/include.
+    """
+    if (cuda / "include/cusparse.h").exists():
+        return []
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    found = {str(h.parent) for root in nvidia.__path__ for h in Path(root).glob("*/include/cusparse.h")}
+    found |= {str(h.parent) for root in nvidia.__path__ for h in Path(root).glob("*/include/cublas_v2.h")}
+    return sorted(found)
+
+
 def plan_native_build() -> NativeBuild:
     """The native build this machine allows; raises NoNativeBuild with the reason otherwise."""
     try:
@@ -182,6 +200,7 @@ def plan_native_build() -> NativeBuild:
                 f"-DTORCH_CUDA_ARCH_LIST={cuda_arch_list(torch)}",
                 f"-DCUDA_TOOLKIT_ROOT_DIR={cuda}",
                 f"-DCMAKE_CUDA_COMPILER={cuda / 'bin/nvcc'}",
+                f"-DW4A16_EXTRA_INCLUDE_DIRS={';'.join(cuda_library_headers(cuda))}",
             ),
         )
     raise NoNativeBuild(f"torch {torch.__version__} is built for neither ROCm nor CUDA")

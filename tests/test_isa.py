@@ -1,0 +1,145 @@
+"""The gfx11 ISA check (w4a16_rdna3.isa): it passes on our kernels and fails on wrong ones.
+
+The compile tests need a clang with the AMDGPU target and HIP headers (CI installs them with
+.ci/install-hip-toolchain.sh); without them they skip, saying so. The coverage and arithmetic
+tests need no compiler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from w4a16_rdna3 import isa
+
+FIXTURES = Path(__file__).resolve().parent / "isa_fixtures"
+WRONG_SOURCES = (
+    isa.KernelSource("wrong_kernels.cuh", ("gemm_wmma_fp32_fixture_kernel", "gemm_dot2_scratch_fixture_kernel")),
+)
+
+TOOLCHAIN, NO_TOOLCHAIN_REASON = isa.find_toolchain()
+requires_toolchain = pytest.mark.skipif(
+    TOOLCHAIN is None, reason=f"gfx11 ISA check skipped: {NO_TOOLCHAIN_REASON}"
+)
+
+
+@pytest.fixture(scope="module")
+def gfx1100_reports() -> list[isa.KernelReport]:
+    return isa.check_isa(["gfx1100"], toolchain=TOOLCHAIN)
+
+
+@requires_toolchain
+def test_every_kernel_passes_on_gfx1100(gfx1100_reports: list[isa.KernelReport]) -> None:
+    failed = [r for r in gfx1100_reports if not r.ok]
+    assert not failed, isa.format_table(failed)
+
+
+@requires_toolchain
+def test_the_four_instructions_appear_on_gfx1100(gfx1100_reports: list[isa.KernelReport]) -> None:
+    found = {name for r in gfx1100_reports for name in r.instructions}
+    assert {"v_wmma_f32_16x16x16_f16", "v_wmma_f32_16x16x16_bf16", "v_dot2_f32_bf16"} <= found
+    assert found & {"v_dot2_f32_f16", "v_dot2acc_f32_f16"}, "no fp16 dot2 in any decode kernel"
+
+
+@requires_toolchain
+def test_each_kernel_family_uses_its_instruction(gfx1100_reports: list[isa.KernelReport]) -> None:
+    kinds = {r.kind for r in gfx1100_reports}
+    assert {"wmma", "dot2"} <= kinds, f"expected WMMA and decode kernels, found kinds {kinds}"
+    for r in gfx1100_reports:
+        if r.kind == "wmma":
+            assert any(name.startswith("v_wmma_") for name in r.instructions), r.kernel
+        if r.kind == "dot2":
+            assert any(name.startswith("v_dot2") for name in r.instructions), r.kernel
+
+
+@requires_toolchain
+def test_waves_per_simd_agree_with_the_compiler(gfx1100_reports: list[isa.KernelReport]) -> None:
+    compared = [r for r in gfx1100_reports if r.llvm_occupancy is not None]
+    assert compared, "the compiler printed no '; Occupancy:' figure to compare with"
+    for r in compared:
+        assert r.waves_per_simd == r.llvm_occupancy, (r.kernel, r.waves_per_simd, r.llvm_occupancy)
+
+
+@requires_toolchain
+@pytest.mark.parametrize("arch", ["gfx1101", "gfx1102", "gfx1151"])
+def test_wrong_kernels_fail_on_every_arch(arch: str) -> None:
+    reports = isa.check_isa([arch], csrc=FIXTURES, sources=WRONG_SOURCES, toolchain=TOOLCHAIN)
+    problems = {r.kernel: r.problems for r in reports}
+    assert set(problems) == {"gemm_wmma_fp32_fixture_kernel", "gemm_dot2_scratch_fixture_kernel"}
+    assert any("wmma kernel without" in p for p in problems["gemm_wmma_fp32_fixture_kernel"])
+    assert any("uses scratch" in p for p in problems["gemm_dot2_scratch_fixture_kernel"])
+    assert any("dot2 kernel without" in p for p in problems["gemm_dot2_scratch_fixture_kernel"])
+
+
+@requires_toolchain
+def test_command_exits_non_zero_on_a_wrong_kernel(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(isa, "KERNEL_SOURCES", WRONG_SOURCES)
+    status = isa.isa_main(["--arch", "gfx1100", "--csrc", str(FIXTURES)])
+    out = capsys.readouterr().out
+    assert status != 0
+    assert "FAIL: wmma kernel without" in out and "2 FAILED" in out
+
+
+@requires_toolchain
+def test_command_passes_and_keeps_files(tmp_path: Path, capsys) -> None:
+    status = isa.isa_main(["--arch", "gfx1100", "--keep", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "all passed" in out
+    assert sorted(p.name for p in tmp_path.glob("*.s")) == [
+        f"{Path(s.header).stem}.gfx1100.s" for s in sorted(isa.KERNEL_SOURCES, key=lambda s: s.header)
+    ]
+
+
+def test_a_kernel_in_a_launcher_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "gemm_new.cu").write_text("__global__ void gemm_new_kernel(float* x) { x[0] = 1.0f; }\n")
+    with pytest.raises(isa.IsaCheckError, match="gemm_new_kernel is defined in gemm_new.cu"):
+        isa.check_coverage(tmp_path, isa.KERNEL_SOURCES)
+
+
+def test_a_kernel_missing_from_the_instance_table_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "gemm_new_kernel.cuh").write_text(
+        "template <int N>\n__global__ void __launch_bounds__(256)\n    gemm_new_kernel(float* x) {}\n"
+    )
+    with pytest.raises(isa.IsaCheckError, match="gemm_new_kernel .* is not instantiated"):
+        isa.check_coverage(tmp_path, isa.KERNEL_SOURCES)
+
+
+def test_every_kernel_of_csrc_is_covered() -> None:
+    isa.check_coverage(isa.CSRC, isa.KERNEL_SOURCES)
+
+
+@pytest.mark.parametrize(
+    ("arch", "vgprs", "lds", "threads", "waves"),
+    [
+        ("gfx1100", 96, 0, 256, 16),  # 96 = 4 granules of 24: 1536 / 96 = 16
+        ("gfx1100", 97, 0, 256, 12),  # rounds up to 120: 1536 / 120 = 12.8
+        ("gfx1100", 158, 0, 256, 9),  # 168: 9.1
+        ("gfx1151", 158, 0, 256, 9),  # same 192 KiB VGPR file as gfx1100
+        ("gfx1102", 158, 0, 256, 6),  # 160 of 1024: 6.4
+        ("gfx1102", 68, 0, 256, 12),  # 80 of 1024: 12.8
+        ("gfx1100", 32, 20480, 256, 12),  # LDS: 6 groups of 8 waves on a WGP of 4 SIMDs
+        ("gfx1100", 32, 65536, 128, 2),  # LDS: 2 groups of 4 waves on 4 SIMDs
+    ],
+)
+def test_waves_per_simd(arch: str, vgprs: int, lds: int, threads: int, waves: int) -> None:
+    assert isa.waves_per_simd(arch, vgprs, lds, threads) == waves
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("gemm_wmma_kernel<WmmaTile<32, 64, 32, 2, 2>, true, false, false>", "wmma"),
+        ("gemm_dot2_kernel<true, true, true, 16>", "dot2"),
+        ("gemm_dot2_reduce_kernel<true>", "other"),
+        ("copy_kernel<WmmaTile<1>>", "other"),
+    ],
+)
+def test_kernel_kind_reads_the_kernel_name_only(name: str, kind: str) -> None:
+    assert isa.kernel_kind(name) == kind
+
+
+def test_short_name_drops_return_type_namespaces_and_parameters() -> None:
+    demangled = "void w4a16::gemm_wmma_kernel<w4a16::WmmaTile<32, 64, 32, 2, 2>, true, false, false>(w4a16::WmmaGemmArgs)"
+    assert isa.short_name(demangled) == "gemm_wmma_kernel<WmmaTile<32, 64, 32, 2, 2>, true, false, false>"
