@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Everything for one call on the NVIDIA device: versions, the CUDA build of both extension modules
+# (native _C and RDNA3-emulation _C_rdna3_emu), their build facts, the test suite and, when it
+# exists, the GEMM benchmark. Exit status is non-zero when any step fails.
+#
+#   bash benchmarks/device_run.sh
+#
+# Environment:
+#   OUT                  where logs and results go (the device tool sets it; default ./device_out)
+#   DEVICE_RUN_TESTS     pytest arguments instead of "tests", e.g. "tests/test_native_ops.py -k bf16";
+#                        "0" skips the tests
+#   DEVICE_RUN_BENCH     1 (default): benchmarks/bench_gemm.py; quick: with --quick; 0: skip
+#   TORCH_CUDA_ARCH_LIST default 9.0 (the H100)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-$PWD/device_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+failures=()
+
+step() { printf '\n=== %s\n' "$*"; }
+failed() { echo "FAILED: $*"; failures+=("$*"); }
+
+step "versions"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || failed "nvidia-smi"
+python3 -c "import sys, torch, triton; print('python', sys.version.split()[0], '| torch', torch.__version__,
+  '| CUDA', torch.version.cuda, '| triton', triton.__version__, '| GPU', torch.cuda.get_device_name(0))" \
+  || failed "torch/triton import"
+nvcc --version | tail -n 2
+cmake --version | head -n 1
+
+step "build (log: $OUT/build.log)"
+start=$SECONDS
+if MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} W4A16_RDNA3_BUILD=1 \
+    python3 -m pip install --no-build-isolation --no-deps --no-index -v -e . >"$OUT/build.log" 2>&1; then
+  echo "built in $((SECONDS - start)) s"
+else
+  tail -n 60 "$OUT/build.log"
+  echo "FAILED: build (see $OUT/build.log); nothing else can run"
+  exit 1
+fi
+
+step "build_info"
+for module in w4a16_rdna3._C w4a16_rdna3._C_rdna3_emu; do
+  python3 -c "import importlib, torch; m = importlib.import_module('$module'); print('$module', m.build_info())" \
+    || failed "import $module"
+done
+
+tests=${DEVICE_RUN_TESTS:-tests}
+if [ "$tests" != "0" ]; then
+  step "pytest $tests (log: $OUT/pytest.log)"
+  # shellcheck disable=SC2086  # DEVICE_RUN_TESTS is a list of pytest arguments
+  python3 -m pytest -q -rs --junitxml="$OUT/junit.xml" $tests 2>&1 | tee "$OUT/pytest.log"
+  status=${PIPESTATUS[0]}
+  if [ "$status" -eq 5 ]; then
+    failed "pytest collected no tests from: $tests"
+  elif [ "$status" -ne 0 ]; then
+    failed "pytest (exit $status)"
+  fi
+fi
+
+bench=${DEVICE_RUN_BENCH:-1}
+if [ "$bench" != "0" ]; then
+  if [ -f benchmarks/bench_gemm.py ]; then
+    step "benchmarks/bench_gemm.py (results in $OUT)"
+    quick=()
+    if [ "$bench" = "quick" ]; then
+      quick=(--quick)
+    fi
+    python3 benchmarks/bench_gemm.py --out "$OUT" "${quick[@]}" || failed "bench_gemm.py"
+  else
+    echo "benchmarks/bench_gemm.py not present: no benchmark run"
+  fi
+fi
+
+step "summary"
+if [ "${#failures[@]}" -ne 0 ]; then
+  printf 'FAILED: %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "all steps passed"
