@@ -39,7 +39,9 @@ _GEMV_TILES = [(128, 1, 32), (128, 1, 64), (256, 1, 16), (256, 1, 32), (256, 2, 
                (512, 1, 16), (512, 2, 16), (512, 2, 32), (512, 4, 32), (512, 4, 64), (1024, 4, 16),
                (1024, 4, 32)]
 _GEMV_FEW = [(256, 1, 32), (512, 2, 16), (512, 4, 32), (256, 2, 64)]
-_SPLITS = [1, 2, 4, 8, 16, 32]
+_SPLITS = [1, 2, 4, 8, 16, 32, 64]
+# A plain tiled kernel (no split-K, 16-row tiles): the baseline the decode paths are compared with.
+PLAIN = TritonConfig("tiled", 16, 64, 128, 1, 4, 4)
 # (block_m, block_n, block_k, num_warps, num_stages)
 _TILED_DECODE = [(16, 64, 128, 4, 4), (16, 128, 128, 4, 4), (16, 64, 64, 4, 4), (16, 128, 64, 4, 3),
                  (16, 256, 64, 4, 3), (16, 64, 256, 4, 3)]
@@ -109,8 +111,9 @@ def time_all() -> str:
                     continue
                 results.append((us, config))
             auto_us = results[0][0] if results and results[0][1] is auto else float("nan")
+            plain_us = next((us for us, c in results if c == PLAIN), float("nan"))
             results.sort(key=lambda r: r[0])
-            lines.append(f"\n## K={k} N={n} M={m}: auto {auto} {auto_us:.1f} us\n")
+            lines.append(f"\n## K={k} N={n} M={m}: auto {auto} {auto_us:.1f} us; plain {plain_us:.1f} us\n")
             for us, c in results[:8]:
                 gbs = nbytes / (us * 1e-6) / 1e9
                 lines.append(f"- {us:8.1f} us {100 * gbs / copy_gbs:5.1f}% copy {tflops(m, k, n, us):7.1f} TFLOP/s  "

@@ -269,19 +269,28 @@ def _split_for(blocks: int, k_rows: int, rows_per_step: int, target_programs: in
 
 
 def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
-    """The launch configuration for an [m, k] x [k, n] problem (tuned on an H100: benchmarks/tune_triton.py)."""
+    """The launch configuration for an [m, k] x [k, n] problem.
+
+    Tuned on an H100 (benchmarks/tune_triton.py; results in benchmarks/): the GEMV kernel for
+    M <= 2, where streaming the weights is all the work; the tiled kernel with 16-row tiles and
+    split-K up to M = 64 (one dequantisation serves all rows); big tensor-core tiles beyond.
+    """
     sms = _sm_count(device)
     k_rows = k // PACK_FACTOR
-    if m <= 4:
-        block_n, block_k = 512, 16
-        split = _split_for(triton.cdiv(n, block_n), k_rows, block_k // PACK_FACTOR, 8 * sms, 32)
-        return TritonConfig("gemv", 1, block_n, block_k, split, num_warps=2, num_stages=1)
+    if m <= 2:
+        block_n, block_k = 256, 64
+        split = _split_for(triton.cdiv(n, block_n), k_rows, block_k // PACK_FACTOR, 4 * sms, 32)
+        return TritonConfig("gemv", 1, block_n, block_k, split, num_warps=2, num_stages=3)
     if m <= 64:
-        block_m, block_n, block_k = 16 if m <= 16 else 32 if m <= 32 else 64, 64, 128
+        block_m, block_n, block_k = 16 if m <= 16 else 32 if m <= 32 else 64, 128, 64
         blocks = triton.cdiv(m, block_m) * triton.cdiv(n, block_n)
-        split = _split_for(blocks, k_rows, block_k // PACK_FACTOR, 2 * sms, 8)
-        return TritonConfig("tiled", block_m, block_n, block_k, split, num_warps=4, num_stages=4)
-    return TritonConfig("tiled", 128, 128, 64, 1, num_warps=8, num_stages=3)
+        split = _split_for(blocks, k_rows, block_k // PACK_FACTOR, 6 * sms, 8)
+        return TritonConfig("tiled", block_m, block_n, block_k, split, num_warps=4, num_stages=3)
+    if m >= 1024:
+        return TritonConfig("tiled", 256, 128, 64, 1, num_warps=8, num_stages=3)
+    if triton.cdiv(m, 128) * triton.cdiv(n, 128) >= sms:
+        return TritonConfig("tiled", 128, 128, 64, 1, num_warps=8, num_stages=3)
+    return TritonConfig("tiled", 128, 64, 64, 1, num_warps=4, num_stages=4)
 
 
 def gemm_with_config(
