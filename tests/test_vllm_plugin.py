@@ -84,7 +84,10 @@ def _base_module(monkeypatch: pytest.MonkeyPatch, package: str) -> types.ModuleT
 
 @pytest.fixture
 def fresh_kernels(monkeypatch: pytest.MonkeyPatch):
-    """Make the next `import w4a16_rdna3.kernels` run again (it picks its base class at import)."""
+    """Hide any real vLLM already imported, and make the next `import w4a16_rdna3.kernels` run
+    again (it picks its base class at import)."""
+    for name in [name for name in sys.modules if name == "vllm" or name.startswith("vllm.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
     monkeypatch.delitem(sys.modules, "w4a16_rdna3.kernels", raising=False)
     monkeypatch.delattr(w4a16_rdna3, "kernels", raising=False)
 
@@ -212,7 +215,7 @@ def test_unknown_vllm_layout_is_a_warning_naming_the_version(monkeypatch, fresh_
     assert "vLLM 9.9.9" in kernels.KERNEL_BASE_REASON
 
 
-def test_a_bare_vllm_directory_is_not_vllm(monkeypatch, tmp_path):
+def test_a_bare_vllm_directory_is_not_vllm(monkeypatch, fresh_kernels, tmp_path):
     # tests/vllm/ (and a vLLM source checkout's parent) import as a namespace package.
     (tmp_path / "vllm").mkdir()
     monkeypatch.setitem(sys.modules, "vllm", None)  # whatever is imported here is dropped after

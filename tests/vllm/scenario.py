@@ -1,0 +1,284 @@
+"""One process of the real vLLM with the GPU mocked; writes what happened as JSON for
+test_vllm_integration.py. vLLM resolves its platform and the gfx arch once per process, so each
+GPU is its own process.
+
+    python scenario.py ARCH OUT.json        ROCm with an AMD GPU of arch ARCH (gfx1100, gfx942, ...)
+    python scenario.py cuda OUT.json        a CUDA platform (vLLM's kernel modules are imported
+                                            under a stand-in gfx942 first: on this CPU machine vLLM's
+                                            CUDA import needs libcuda and its compiled ops)
+
+The GPU is mocked at amdsmi (fake_gpu/amdsmi.py, first on PYTHONPATH; FAKE_AMDSMI_ARCH), so vLLM
+and w4a16_rdna3 both see it through their own code. Two things cannot be real here and are
+mocked on top: torch is a ROCm build (torch.version.hip), and w4a16_rdna3's native extension
+is built for gfx11 (its build info): so that on gfx1100 our kernel is chosen, and on the other
+arches the arch alone is what makes it refuse. On the CPU, apply_weights runs the reference.
+"""
+
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+MOCK_HIP_VERSION = "7.0.0-standin"
+MOCK_BUILD = {"backend": "hip", "arches": ["gfx1100", "gfx1101", "gfx1102", "gfx1151"], "emulation": False}
+BOUND = {torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def qualname(obj: object) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def mock_rocm_torch_and_extension() -> None:
+    from w4a16_rdna3 import _ops
+
+    torch.version.hip = MOCK_HIP_VERSION
+    _ops.native_build_info = lambda: dict(MOCK_BUILD)
+
+
+def stand_in_cuda_platform():
+    from vllm.platforms.interface import DeviceCapability, Platform, PlatformEnum
+
+    class StandInCudaPlatform(Platform):
+        _enum = PlatformEnum.CUDA
+        device_name = "cuda"
+        device_type = "cuda"
+        dispatch_key = "CUDA"
+
+        @classmethod
+        def get_device_capability(cls, device_id: int = 0) -> DeviceCapability:
+            return DeviceCapability(9, 0)
+
+    return StandInCudaPlatform()
+
+
+def layer_configs() -> dict:
+    from vllm.model_executor.kernels.linear import MPLinearLayerConfig
+    from vllm.scalar_type import scalar_types
+
+    def config(weight_type, act_type, group_size, zero_points):
+        return MPLinearLayerConfig(
+            full_weight_shape=(4096, 4096),
+            partition_weight_shape=(4096, 4096),
+            weight_type=weight_type,
+            act_type=act_type,
+            group_size=group_size,
+            zero_points=zero_points,
+        )
+
+    return {
+        "uint4b8 fp16 G128": config(scalar_types.uint4b8, torch.float16, 128, False),
+        "uint4b8 bf16 G128": config(scalar_types.uint4b8, torch.bfloat16, 128, False),
+        "uint4 zero points fp16 G32": config(scalar_types.uint4, torch.float16, 32, True),
+        "uint4b8 fp16 channelwise": config(scalar_types.uint4b8, torch.float16, -1, False),
+    }
+
+
+def choose(config, capability: int | None) -> str:
+    from vllm.model_executor.kernels.linear import choose_mp_linear_kernel
+
+    try:
+        return qualname(choose_mp_linear_kernel(config, capability))
+    except ValueError as e:
+        return f"ValueError: {str(e).splitlines()[0]}"
+
+
+def choices(capability: int | None) -> dict:
+    """Per layer config: vLLM's choice now, and its choice with our kernel taken out of the lists."""
+    import vllm.model_executor.kernels.linear as selection
+    from w4a16_rdna3.kernels import RDNA3W4A16LinearKernel
+
+    result = {}
+    for name, config in layer_configs().items():
+        with_plugin = choose(config, capability)
+        saved = {key: list(value) for key, value in selection._POSSIBLE_KERNELS.items()}
+        for value in selection._POSSIBLE_KERNELS.values():
+            value[:] = [k for k in value if k is not RDNA3W4A16LinearKernel]
+        without_plugin = choose(config, capability)
+        for key, value in saved.items():
+            selection._POSSIBLE_KERNELS[key][:] = value
+        result[name] = {"chosen": with_plugin, "without_plugin": without_plugin}
+    return result
+
+
+def candidate_lists() -> dict:
+    import vllm.model_executor.kernels.linear as selection
+
+    return {str(key): [qualname(k) for k in value] for key, value in selection._POSSIBLE_KERNELS.items()}
+
+
+def init_single_process_distributed() -> None:
+    from vllm.config import VllmConfig, set_current_vllm_config
+    from vllm.distributed import init_distributed_environment, initialize_model_parallel
+
+    with set_current_vllm_config(VllmConfig()):
+        init_method = "file://" + str(Path(tempfile.mkdtemp()) / "dist-init")
+        init_distributed_environment(world_size=1, rank=0, distributed_init_method=init_method, local_rank=0, backend="gloo")
+        initialize_model_parallel(1, 1)
+
+
+def load(layer: torch.nn.Module, tensors: dict) -> None:
+    """Each tensor through its vLLM parameter's own weight_loader, as the model loader does."""
+    for name, tensor in tensors.items():
+        param = getattr(layer, name)
+        param.weight_loader(param, tensor)
+
+
+def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    if not bool(torch.isfinite(out).all()):
+        return float("inf")
+    return float((out.double() - ref.double()).norm() / ref.double().norm())
+
+
+def run_method(method, layer, k: int, n: int, dtype, tensors: dict, w: torch.Tensor, gen) -> dict:
+    """create_weights (done by caller) -> load -> process_weights_after_loading -> apply."""
+    load(layer, tensors)
+    method.process_weights_after_loading(layer)
+    errors = []
+    for shape in ((1,), (3,), (2, 5)):
+        x = torch.randn(*shape, k, generator=gen).to(dtype)
+        bias = torch.randn(n, generator=gen).to(dtype)
+        apply = method.apply if hasattr(method, "apply") else method.apply_weights
+        out = apply(layer, x, bias)
+        errors.append(rel_error(out, x.float() @ w + bias.float()) if out.shape == (*shape, n) else float("inf"))
+    kernel = getattr(method, "kernel", None)
+    return {
+        "kernel": qualname(type(kernel)) if kernel is not None else "none",
+        "rel_error": max(errors),
+        "bound": BOUND[dtype],
+        "params_after": {name: [str(p.dtype), list(p.shape)] for name, p in layer.named_parameters()},
+    }
+
+
+def gptq_layers(gen) -> dict:
+    from tiny_checkpoint import LINEARS, build_tiny_gptq_checkpoint, dequantize_gptq_checkpoint, load_tiny_checkpoint
+    from vllm.model_executor.layers.quantization.auto_gptq import AutoGPTQConfig, AutoGPTQLinearMethod
+    from vllm.model_executor.model_loader.weight_utils import default_weight_loader
+
+    from w4a16_rdna3.quantize import quantize_gptq
+
+    def method_for(group_size: int):
+        config = AutoGPTQConfig.from_config(
+            {"quant_method": "gptq", "bits": 4, "group_size": group_size, "desc_act": False, "sym": True}
+        )
+        return AutoGPTQLinearMethod(config)
+
+    def one(group_size, dtype, k, n, t, fmt="gptq") -> dict:
+        method = method_for(group_size)
+        layer = torch.nn.Module()
+        method.create_weights(layer, k, [n], k, n, dtype, weight_loader=default_weight_loader)
+        g_idx = torch.arange(k, dtype=torch.int32) // (k if group_size == -1 else group_size)
+        w = dequantize_gptq_checkpoint(t.qweight, t.qzeros, t.scales, g_idx, symmetric=True, checkpoint_format=fmt)
+        return run_method(method, layer, k, n, dtype, {"qweight": t.qweight, "qzeros": t.qzeros, "scales": t.scales}, w, gen)
+
+    results = {}
+    for group_size in (32, -1):
+        for dtype in (torch.float16, torch.bfloat16):
+            k, n = 256, 64
+            w = torch.randn(k, n, generator=gen) * 0.05
+            t = quantize_gptq(w, group_size, symmetric=True, dtype=dtype, checkpoint_format="gptq", seed=1)
+            results[f"auto_gptq sym G{group_size} {str(dtype)[6:]}"] = one(group_size, dtype, k, n, t)
+
+    # Every linear layer of a tiny local Llama-style GPTQ checkpoint, through vLLM's GPTQ method.
+    built = build_tiny_gptq_checkpoint(Path(tempfile.mkdtemp()) / "tiny-gptq", group_size=32, symmetric=True, seed=3)
+    config, state = load_tiny_checkpoint(built.path)
+    q = config["quantization_config"]
+    for name, (k, n) in LINEARS.items():
+        prefix = f"model.layers.0.{name}"
+        t = SimpleNamespace(**{part: state[f"{prefix}.{part}"] for part in ("qweight", "qzeros", "scales")})
+        results[f"tiny checkpoint {prefix}"] = one(q["group_size"], torch.float16, k, n, t, q["checkpoint_format"])
+    return results
+
+
+def compressed_tensors_layers(gen) -> dict:
+    from vllm.model_executor.layers.quantization.compressed_tensors.schemes.compressed_tensors_wNa16 import (
+        CompressedTensorsWNA16,
+    )
+    from vllm.model_executor.model_loader.weight_utils import default_weight_loader
+
+    from w4a16_rdna3.formats import to_compressed_tensors, unpack_cols
+    from w4a16_rdna3.quantize import quantize
+
+    results = {}
+    k, n = 256, 64
+    for strategy, group_size, symmetric, dtype in (
+        ("group", 32, True, torch.float16),
+        ("group", 64, False, torch.bfloat16),
+        ("channel", -1, False, torch.float16),
+        ("channel", -1, True, torch.bfloat16),
+    ):
+        t = to_compressed_tensors(quantize(torch.randn(k, n, generator=gen) * 0.05, group_size, symmetric=symmetric, dtype=dtype, seed=2))
+        scheme = CompressedTensorsWNA16(strategy, 4, None if group_size == -1 else group_size, symmetric=symmetric, layer_name="x")
+        layer = torch.nn.Module()
+        scheme.create_weights(layer, output_size=n, input_size=k, output_partition_sizes=[n], input_size_per_partition=k,
+                              params_dtype=dtype, weight_loader=default_weight_loader)
+        tensors = {"weight_packed": t.weight_packed, "weight_scale": t.weight_scale, "weight_shape": torch.tensor([n, k])}
+        g = k if group_size == -1 else group_size
+        q = unpack_cols(t.weight_packed).t()
+        if symmetric:
+            zero = torch.full_like(q, 8)
+        else:
+            tensors["weight_zero_point"] = t.weight_zero_point
+            zero = unpack_cols(t.weight_zero_point.t().contiguous()).repeat_interleave(g, dim=0)
+        w = (q - zero).float() * t.weight_scale.t().float().repeat_interleave(g, dim=0)
+        results[f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"] = run_method(
+            scheme, layer, k, n, dtype, tensors, w, gen
+        )
+    return results
+
+
+class LineCatcher(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def main(target: str, out: Path) -> None:
+    import vllm
+    from vllm.plugins import load_general_plugins, load_plugins_by_group
+
+    import w4a16_rdna3.vllm_plugin as plugin
+
+    report: dict = {"vllm_version": vllm.__version__, "target": target}
+    found = load_plugins_by_group("vllm.general_plugins")
+    report["entry_points"] = {name: qualname(func) for name, func in found.items()}
+    report["ours_is_register"] = found.get("w4a16_rdna3") is plugin.register
+
+    mock_rocm_torch_and_extension()
+    import vllm.model_executor.kernels.linear as selection
+    import vllm.platforms
+
+    capability = None
+    if target == "cuda":
+        cuda = stand_in_cuda_platform()
+        vllm.platforms._current_platform = cuda
+        selection.current_platform = cuda
+        capability = 90
+    report["platform"] = type(vllm.platforms.current_platform).__name__
+    report["lists_before"] = candidate_lists()
+
+    catcher = LineCatcher()
+    plugin.logger.addHandler(catcher)
+    plugin.logger.setLevel(logging.INFO)  # vLLM's default level; its logging setup is not run here
+    load_general_plugins()  # vLLM's own loader calls our register()
+    report["plugin_log"] = list(catcher.lines)
+    report["lists_after"] = candidate_lists()
+    report["second_register"] = plugin.register()
+    report["lists_after_second"] = candidate_lists()
+    report["choices"] = choices(capability)
+
+    if target == "gfx1100":
+        gen = torch.Generator().manual_seed(0)
+        init_single_process_distributed()
+        report["layers"] = {**gptq_layers(gen), **compressed_tensors_layers(gen)}
+    out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))

@@ -1,0 +1,85 @@
+"""w4a16_rdna3 inside the real vLLM (run by tests/vllm/run.sh, which installs the pinned vLLM).
+
+Each GPU is one process of scenario.py (vLLM resolves its platform and gfx arch once per
+process); see there for what is mocked and why. Skipped where vLLM is not installed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import vllm.platforms  # noqa: F401 - a bare tests/vllm directory imports as `vllm` but has no platforms
+except ImportError:
+    pytest.skip("vLLM is not installed here: run tests/vllm/run.sh", allow_module_level=True)
+
+HERE = Path(__file__).parent
+OURS = "w4a16_rdna3.kernels.RDNA3W4A16LinearKernel"
+
+
+def _scenario(target: str, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp(target) / "report.json"
+    env = dict(os.environ)
+    env["FAKE_AMDSMI_ARCH"] = "gfx942" if target == "cuda" else target
+    env.pop("W4A16_RDNA3_ARCH", None)  # the arch must come from (the stand-in) amdsmi, as vLLM's does
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE / "fake_gpu"), str(HERE), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, str(HERE / "scenario.py"), target, str(out)], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module", params=["gfx1100", "gfx1151", "gfx942", "cuda"])
+def report(request, tmp_path_factory) -> dict:
+    return _scenario(request.param, tmp_path_factory)
+
+
+def test_vllm_plugin_loader_finds_our_entry_point(report):
+    assert report["entry_points"]["w4a16_rdna3"] == "w4a16_rdna3.vllm_plugin.register"
+    assert report["ours_is_register"]
+
+
+def test_rocm_list_has_ours_first_once_and_nothing_else_changes(report):
+    before, after = report["lists_before"], report["lists_after"]
+    if report["target"] == "cuda":
+        assert report["platform"] == "StandInCudaPlatform"
+        assert after == before
+        assert "not ROCm" in report["plugin_log"][0]
+        return
+    assert report["platform"] == "RocmPlatform"
+    rocm = "PlatformEnum.ROCM"
+    assert after[rocm] == [OURS] + before[rocm]
+    assert {key: value for key, value in after.items() if key != rocm} == {k: v for k, v in before.items() if k != rocm}
+    assert len(report["plugin_log"]) == 1 and "first in" in report["plugin_log"][0]
+    assert "already first" in report["second_register"]
+    assert report["lists_after_second"] == after
+
+
+def test_vllm_chooses_ours_on_gfx1100_and_its_own_elsewhere(report):
+    for layer, choice in report["choices"].items():
+        if report["target"] == "gfx1100":
+            assert choice["chosen"] == OURS, layer
+        else:
+            # Exactly what vLLM chooses without the plugin (which is never ours).
+            assert choice["chosen"] == choice["without_plugin"], layer
+            assert choice["chosen"] != OURS, layer
+
+
+def test_layers_from_vllms_quant_methods_match_the_reference(report):
+    if report["target"] != "gfx1100":
+        pytest.skip("layers are built where our kernel is chosen (gfx1100)")
+    layers = report["layers"]
+    assert any(name.startswith("auto_gptq") for name in layers)
+    assert any(name.startswith("compressed-tensors") for name in layers)
+    assert any(name.startswith("tiny checkpoint") for name in layers)
+    for name, result in layers.items():
+        assert result["kernel"] == OURS, name
+        assert result["rel_error"] < result["bound"], (name, result["rel_error"])
+        packed = next(shape for param, (dtype, shape) in result["params_after"].items() if param in ("qweight", "weight_packed"))
+        assert packed[1] % 8 == 0 and packed[0] * 8 in (64, 128, 256), name  # kernel layout b_q [K/8, N]
+        assert "qzeros" not in result["params_after"], name  # symmetric GPTQ: checkpoint zeros freed
