@@ -10,16 +10,21 @@ apply_weights (on the CPU that runs the reference backend) and is compared with 
 written here from the checkpoint formats' definitions, independent of `formats`' reordering.
 """
 
+import os
 import sys
 import types
 
 import pytest
 import torch
 
-from conftest import rel_error
-from w4a16_rdna3 import _ops, kernels, platform
-from w4a16_rdna3.formats import to_compressed_tensors, unpack_cols, unpack_rows
-from w4a16_rdna3.kernels import (
+if not torch.cuda.is_available():
+    # For the Triton-backend layer test: must be set before w4a16_rdna3.triton_w4a16 is imported.
+    os.environ["TRITON_INTERPRET"] = "1"
+
+from conftest import rel_error  # noqa: E402
+from w4a16_rdna3 import _ops, kernels, platform  # noqa: E402
+from w4a16_rdna3.formats import to_compressed_tensors, unpack_cols, unpack_rows  # noqa: E402
+from w4a16_rdna3.kernels import (  # noqa: E402
     UINT4,
     UINT4B8,
     RDNA3W4A16LinearKernel,
@@ -28,7 +33,7 @@ from w4a16_rdna3.kernels import (
     choose_kernel,
     gptq_layer_config,
 )
-from w4a16_rdna3.quantize import quantize, quantize_gptq
+from w4a16_rdna3.quantize import quantize, quantize_gptq  # noqa: E402
 
 RDNA3 = RDNA3W4A16LinearKernel.__name__
 TRITON = TritonW4A16LinearKernel.__name__
@@ -400,3 +405,28 @@ def test_cpu_weights_run_the_reference_backend(gen):
     assert kernel.backend == "triton"
     kernel.process_weights_after_loading(layer)
     assert kernel.backend == "reference"
+
+
+@pytest.mark.parametrize("dtype, m", [(torch.float16, 1), (torch.float16, 5), (torch.bfloat16, 1)])
+def test_triton_backend_layer_matches_reference(gen, dtype, m):
+    # On the CPU this runs the Triton kernel in its interpreter (bf16 only at small M there: the
+    # interpreter computes bf16 tl.dot on raw bits, see tests/test_triton.py); on a GPU, for real.
+    import triton
+
+    if not torch.cuda.is_available() and not triton.knobs.runtime.interpret:
+        pytest.skip("w4a16_rdna3.triton_w4a16 was imported before TRITON_INTERPRET=1 was set")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    k, n = 256, 64
+    t = quantize_gptq(torch.randn(k, n, generator=gen) * 0.05, 32, symmetric=False, act_order=True, dtype=dtype)
+    layer = _layer(qweight=t.qweight, qzeros=t.qzeros, scales=t.scales, g_idx=t.g_idx).to(device)
+    config = gptq_layer_config(k, n, 32, act_dtype=dtype, symmetric=False, act_order=True)
+    kernel = TritonW4A16LinearKernel(config, "qweight", "scales", "qzeros", "g_idx")
+    kernel.process_weights_after_loading(layer)
+    kernel.backend = "triton"  # on CPU weights process_weights_after_loading chose the reference
+    x = torch.randn(m, k, generator=gen).to(dtype).to(device)
+    bias = torch.randn(n, generator=gen).to(dtype).to(device)
+
+    out = kernel.apply_weights(layer, x, bias)
+
+    ref = x.cpu().float() @ _dequant_gptq(t, 32, symmetric=False, v1=True) + bias.cpu().float()
+    assert rel_error(out, ref) < BOUND[dtype]
