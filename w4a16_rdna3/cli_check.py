@@ -70,6 +70,15 @@ def _triton_interpreter_ready() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def interpreter_can_run(case: Case) -> bool:
+    """False for bf16 on the tiled Triton kernel: the interpreter feeds raw bf16 bits to its
+    matmul (see tests/test_triton.py), so that combination is checked on GPUs only."""
+    from w4a16_rdna3.triton_w4a16 import choose_config
+
+    tiled = choose_config(case.m, case.n, case.k, torch.device("cpu")).kernel == "tiled"
+    return not (case.dtype == torch.bfloat16 and tiled)
+
+
 def cases(device: torch.device, quick: bool) -> list[Case]:
     on_cpu = device.type == "cpu"
     layers = REAL_LAYERS[:1] if quick or on_cpu else REAL_LAYERS
@@ -84,6 +93,8 @@ def cases(device: torch.device, quick: bool) -> list[Case]:
                     for group_size, symmetric, act_order in variants:
                         out.append(Case(backend, dtype, m, k, CPU_N if on_cpu else n,
                                         group_size, symmetric, act_order))
+    if on_cpu:
+        out = [case for case in out if interpreter_can_run(case)]
     if quick:
         out = out[:: max(1, len(out) // 12)]
     return out
@@ -143,7 +154,8 @@ def run_check(quick: bool = False) -> int:
         print("  no kernel path can run here (Triton missing): nothing was checked")
         return 1
     if device.type == "cpu":
-        print(f"  CPU: the Triton kernel under TRITON_INTERPRET=1, N cut to {CPU_N}")
+        print(f"  CPU: the Triton kernel under TRITON_INTERPRET=1, N cut to {CPU_N}; bf16 only where the"
+              " GEMV kernel runs (the interpreter's bf16 matmul is wrong; the tiled kernel's bf16 is checked on GPUs)")
     outcomes = []
     for i, case in enumerate(todo):
         _progress(i, len(todo))
