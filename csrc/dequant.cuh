@@ -40,6 +40,35 @@ __device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
 // half i / 4, i.e. 16-bit slot 2 * (i % 4) + i / 4.
 __host__ __device__ constexpr int interleave_k8(int i) { return 2 * (i & 3) + (i >> 2); }
 
+// ---- decode with tensor cores: (q - z) * s pairs in the (j, j + 4) order ----
+
+// 1024 + q (fp16 0x6400 | q) or 128 + q (bf16 0x4300 | q, ulp 1 there) minus 1024 + z / 128 + z is
+// the exact integer q - z; the one multiply by s then rounds once.
+struct PairDequant {
+  uint32_t zero_pair;   // 1024 + z (fp16) or 128 + z (bf16) in both halves
+  uint32_t scale_pair;  // s in both halves
+};
+
+template <bool kBf16>
+__device__ inline PairDequant make_pair_dequant(uint16_t scale_bits, uint32_t zero) {
+  return {((kBf16 ? 0x4300u : 0x6400u) + zero) * 0x00010001u, scale_bits * 0x00010001u};
+}
+
+// p[j] = ((q[j] - z) * s, (q[j + 4] - z) * s), the pairing of offset_int_pairs.
+template <bool kBf16>
+__device__ inline void dequant8_interleaved(uint32_t w, const PairDequant& d, uint32_t (&p)[4]) {
+  constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint32_t biased = ((w >> (4 * j)) & 0x000F000Fu) | kMagic;
+    if constexpr (kBf16) {
+      p[j] = arch::pk_mul_bf16(arch::pk_sub_bf16(biased, d.zero_pair), d.scale_pair);
+    } else {
+      p[j] = arch::pk_mul_f16(arch::pk_sub_f16(biased, d.zero_pair), d.scale_pair);
+    }
+  }
+}
+
 // ---- full dequant: (q - z) * s as fp16 / bf16, natural K order ----
 
 // Per (group, column) constants of dequant8, built once per group.

@@ -1,13 +1,14 @@
 // Decode GEMM (small M): out[M, N] = a[M, K] @ dequant(b_q, scales, zeros)[K, N] (+ bias).
 //
-// Memory bound: every int4 weight is read once, 16 bytes per lane per load, several loads in
-// flight. Activations of the block's rows are staged in LDS one K chunk at a time (gathered
-// through perm for act-order), so every weight meets its activations through dot2 with fp32
-// accumulation. Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
+// Memory bound: every int4 weight is read once, 16 bytes per lane per load, two batches of loads
+// in flight per wave. Activations of the block's rows are staged in LDS one K chunk at a time
+// (gathered through perm for act-order) and meet the weights in the arch's decode math: per-lane
+// dot2 on gfx11 (arch/decode_lanes.cuh), a warp-wide mma on NVIDIA (arch/cuda.cuh), fp32
+// accumulation in both. Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
 //
 // Block: kWarps waves over the same kColsPerBlock columns, each wave taking its own contiguous
-// run of packed K rows of the chunk; the waves' sums meet in LDS at the end. Grid: x = column
-// tiles, y = K splits, z = row tiles of kRows rows. With one split the block writes `out` (bias,
+// run of b_q rows of the chunk; the waves' sums meet in LDS at the end. Grid: x = column tiles,
+// y = K splits, z = row tiles of kRows rows. With one split the block writes `out` (bias,
 // conversion); otherwise fp32 partial sums go to a [splits, M, N] workspace that
 // gemm_dot2_reduce_kernel sums in split order: the result does not depend on timing.
 #pragma once
@@ -19,9 +20,12 @@ namespace w4a16::dot2 {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * arch::kWaveSize;
-constexpr int kColsPerLane = 4;                                   // one 16-byte b_q load: 4 int32 columns
-constexpr int kColsPerBlock = arch::kWaveSize * kColsPerLane;     // one wave spans one b_q row segment
-constexpr int kLoadsInFlight = 4;                                 // b_q rows a lane loads before using any
+constexpr int kColsPerLane = 4;  // one 16-byte b_q load: 4 int32 columns
+// A wave step covers kDecodeLaneRows b_q rows; its lanes split into that many row groups, each
+// group spanning kColsPerBlock contiguous columns (128 on gfx11: 512 bytes of one b_q row).
+constexpr int kLaneRows = arch::kDecodeLaneRows;
+constexpr int kColsPerBlock = arch::kWaveSize / kLaneRows * kColsPerLane;
+constexpr int kLoadsInFlight = 4;  // wave steps (one 16-byte load per lane each) per batch
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
 constexpr int kReduceRows = 4;                                    // rows per pass of the in-block reduction
 constexpr int kReduceThreads = 256;
@@ -101,7 +105,8 @@ __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float
   }
 }
 
-// The lane's share of one b_q row: 4 int32 columns, their scales and zero points.
+// The lane's share of one b_q row: 4 int32 columns, their scales and zero points; all zeros for a
+// lane outside the rows or columns (scale 0 makes its weights exact zeros).
 struct RowLoad {
   arch::U32x4 w;
   uint32_t scale_lo, scale_hi;  // scales of columns n0, n0 + 1 (lo) and n0 + 2, n0 + 3 (hi)
@@ -109,59 +114,77 @@ struct RowLoad {
 };
 
 template <bool kHasZeros>
-__device__ inline RowLoad load_row(const Dot2Args& p, int kk, int group, int n0) {
-  RowLoad l;
-  l.w = arch::load_stream16(p.b_q + static_cast<size_t>(kk) * p.n + n0);
-  const uint32_t* s = reinterpret_cast<const uint32_t*>(p.scales + static_cast<size_t>(group) * p.n + n0);
-  l.scale_lo = s[0];
-  l.scale_hi = s[1];
-  l.zero_word = kHasZeros ? p.zeros[static_cast<size_t>(group) * (p.n / 8) + n0 / 8] : 0u;
+__device__ inline RowLoad load_row(const Dot2Args& p, int kk, int group, int n0, bool valid) {
+  RowLoad l{{0u, 0u, 0u, 0u}, 0u, 0u, 0u};
+  if (valid) {
+    l.w = arch::load_stream16(p.b_q + static_cast<size_t>(kk) * p.n + n0);
+    const uint32_t* s = reinterpret_cast<const uint32_t*>(p.scales + static_cast<size_t>(group) * p.n + n0);
+    l.scale_lo = s[0];
+    l.scale_hi = s[1];
+    l.zero_word = kHasZeros ? p.zeros[static_cast<size_t>(group) * (p.n / 8) + n0 / 8] : 0u;
+  }
   return l;
 }
 
-// acc[r][c] += s_c * sum_i (q_i - z_c) * a[r][i] over the 8 K values of one b_q row, computed as
-// s_c * (sum_i (16 + q_i) * a_i - (16 + z_c) * asum): the dot2 operands are exact small integers,
-// so every product is exact and only fp32 sums round.
+// Scale row of the b_q rows a lane visits in increasing order: compares, no division.
+struct GroupCursor {
+  int group;
+  int rows_per_group;
+  int next_row;  // first b_q row of group + 1
+  __device__ GroupCursor(int kk, int rpg) : group(kk / rpg), rows_per_group(rpg), next_row((kk / rpg + 1) * rpg) {}
+  __device__ int of(int kk) {
+    while (kk >= next_row) {
+      ++group;
+      next_row += rows_per_group;
+    }
+    return group;
+  }
+};
+
+// Loads of the wave steps at chunk rows step, step + kLaneRows, ... (kLoadsInFlight of them); the
+// lane's row in a step is step + lane_row, loaded when below r_end and the columns are in range.
+template <bool kHasZeros>
+__device__ inline void load_batch(const Dot2Args& p, RowLoad (&loads)[kLoadsInFlight], int chunk0, int step,
+                                  int r_end, int lane_row, bool cols_in_range, GroupCursor& cursor, int n0) {
+#pragma unroll
+  for (int u = 0; u < kLoadsInFlight; ++u) {
+    const int r = step + u * kLaneRows + lane_row;
+    const int kk = chunk0 + r;
+    const bool valid = r < r_end && cols_in_range;
+    loads[u] = load_row<kHasZeros>(p, kk, valid ? cursor.of(kk) : 0, n0, valid);
+  }
+}
+
+// One wave step of one lane: its b_q row's weights in the arch's form (exact offset integers
+// 16 + q, or (q - z) * s), scales and zero terms, then the arch's decode math.
 template <bool kBf16, bool kHasZeros, int kRows>
-__device__ inline void accumulate_row(const RowLoad& l, const uint16_t* act_row, const float* asum_row, int n0,
-                                      float (&acc)[kRows][kColsPerLane]) {
-  constexpr int kChunkK = Tile<kRows>::kChunkK;
-  constexpr int kChunkRows = Tile<kRows>::kChunkRows;
+__device__ inline void accumulate_step(arch::DecodeAcc<kRows>& acc, const RowLoad& l, const uint16_t* act_row,
+                                       const float* asum_row, int n0, bool row_valid) {
   const uint32_t words[kColsPerLane] = {l.w.x, l.w.y, l.w.z, l.w.w};
   const uint32_t scale_bits[kColsPerLane] = {l.scale_lo & 0xFFFFu, l.scale_lo >> 16, l.scale_hi & 0xFFFFu,
                                              l.scale_hi >> 16};
-  arch::Dot2Operand wop[kColsPerLane][4];
+  uint32_t pairs[kColsPerLane][4];
   float scale[kColsPerLane], zero_bias[kColsPerLane];
 #pragma unroll
   for (int c = 0; c < kColsPerLane; ++c) {
-    uint32_t pairs[4];
-    offset_int_pairs<kBf16>(words[c], pairs);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) wop[c][j] = arch::dot2_operand<kBf16>(pairs[j]);
-    scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
     const uint32_t zero = kHasZeros ? zero_of(l.zero_word, n0 + c) : 8u;
+    if constexpr (arch::kDecodeFullDequant) {
+      dequant8_interleaved<kBf16>(words[c], make_pair_dequant<kBf16>(scale_bits[c], zero), pairs[c]);
+    } else {
+      offset_int_pairs<kBf16>(words[c], pairs[c]);
+    }
+    scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
     zero_bias[c] = kOffsetIntBias + static_cast<float>(zero);
   }
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const arch::U32x4 a4 = *reinterpret_cast<const arch::U32x4*>(act_row + r * kChunkK);
-    const float a_sum = asum_row[r * kChunkRows];
-    const arch::Dot2Operand aop[4] = {arch::dot2_operand<kBf16>(a4.x), arch::dot2_operand<kBf16>(a4.y),
-                                      arch::dot2_operand<kBf16>(a4.z), arch::dot2_operand<kBf16>(a4.w)};
-#pragma unroll
-    for (int c = 0; c < kColsPerLane; ++c) {
-      float d = 0.0f;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) d = arch::dot2<kBf16>(aop[j], wop[c][j], d);
-      acc[r][c] = fmaf(scale[c], fmaf(-zero_bias[c], a_sum, d), acc[r][c]);
-    }
-  }
+  arch::decode_accumulate<kBf16, kRows, Tile<kRows>::kChunkK, Tile<kRows>::kChunkRows>(acc, pairs, scale, zero_bias,
+                                                                                       act_row, asum_row, row_valid);
 }
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
 __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
   static_assert(kRows >= 1 && kRows <= kMaxRows, "row tile");
   static_assert(Tile<kRows>::kSmemBytes <= 64 * 1024, "RDNA3 allows 64 KiB of LDS per workgroup");
+  static_assert(Tile<kRows>::kChunkRows % kLaneRows == 0, "a chunk is whole wave steps");
   constexpr int kChunkK = Tile<kRows>::kChunkK;
   constexpr int kChunkRows = Tile<kRows>::kChunkRows;
   __shared__ arch::U32x4 smem[Tile<kRows>::kSmemBytes / 16];
@@ -171,56 +194,51 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
 
   const int lane = arch::lane_id();
   const int warp = arch::thread_id() / arch::kWaveSize;
-  // b_q rows are contiguous along N: lane t of every wave reads columns n0 .. n0 + 3 (16 bytes),
-  // so one wave reads 512 contiguous bytes of a b_q row.
-  const int n0 = arch::block_id_x() * kColsPerBlock + lane * kColsPerLane;
+  // b_q rows are contiguous along N: the lanes of one row group read 16 contiguous bytes each
+  // (columns n0 .. n0 + 3), kColsPerBlock columns together; group lane_row reads b_q row
+  // step + lane_row of each wave step.
+  const int lane_row = lane % kLaneRows;
+  const int n0 = arch::block_id_x() * kColsPerBlock + lane / kLaneRows * kColsPerLane;
   const bool cols_in_range = n0 < p.n;  // N % 8 == 0: a lane's 4 columns are all in or all out
   const int m0 = arch::block_id_z() * kRows;
   const int kk_begin = arch::block_id_y() * p.rows_per_split;
   const int kk_end = min(p.k / 8, kk_begin + p.rows_per_split);
 
-  float acc[kRows][kColsPerLane];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int c = 0; c < kColsPerLane; ++c) acc[r][c] = 0.0f;
+  arch::DecodeAcc<kRows> acc;
+  arch::decode_zero(acc);
 
   for (int chunk0 = kk_begin; chunk0 < kk_end; chunk0 += kChunkRows) {
     const int rows = min(kChunkRows, kk_end - chunk0);
+    // Wave w takes chunk rows [r_begin, r_end), whole steps: contiguous, so groups only step up.
+    const int per_warp = (rows + kWarps * kLaneRows - 1) / (kWarps * kLaneRows) * kLaneRows;
+    const int r_begin = min(rows, warp * per_warp);
+    const int r_end = min(rows, r_begin + per_warp);
+    GroupCursor cursor(chunk0 + r_begin, p.rows_per_group);
+    // The first loads go out before the activations are staged: weights do not wait for LDS.
+    RowLoad cur[kLoadsInFlight];
+    load_batch<kHasZeros>(p, cur, chunk0, r_begin, r_end, lane_row, cols_in_range, cursor, n0);
     arch::barrier();  // the previous chunk's activations are no longer read
     stage_activations<kBf16, kHasPerm, kRows>(p, act, asum, m0, chunk0, rows);
     arch::barrier();
-    if (!cols_in_range) continue;
-    // Wave w takes chunk rows [r_begin, r_end): contiguous, so its group index only steps up.
-    const int per_warp = (rows + kWarps - 1) / kWarps;
-    const int r_begin = min(rows, warp * per_warp);
-    const int r_end = min(rows, r_begin + per_warp);
-    int group = (chunk0 + r_begin) / p.rows_per_group;
-    int next_group_row = (group + 1) * p.rows_per_group;
-    for (int r = r_begin; r < r_end; r += kLoadsInFlight) {
-      RowLoad loads[kLoadsInFlight];
+    constexpr int kBatchRows = kLoadsInFlight * kLaneRows;
+    for (int step = r_begin; step < r_end; step += kBatchRows) {
+      // Registers double-buffered: the next batch is in flight while this one is used.
+      RowLoad next[kLoadsInFlight];
+      load_batch<kHasZeros>(p, next, chunk0, step + kBatchRows, r_end, lane_row, cols_in_range, cursor, n0);
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight; ++u) {
-        const int kk = chunk0 + r + u;
-        if (r + u < r_end) {
-          if (kk == next_group_row) {
-            ++group;
-            next_group_row += p.rows_per_group;
-          }
-          loads[u] = load_row<kHasZeros>(p, kk, group, n0);
+        const int r = step + u * kLaneRows + lane_row;
+        if (step + u * kLaneRows < r_end) {  // the same for the whole wave: the mma needs all lanes
+          accumulate_step<kBf16, kHasZeros, kRows>(acc, cur[u], act + r * 8, asum + r, n0, r < r_end);
         }
       }
 #pragma unroll
-      for (int u = 0; u < kLoadsInFlight; ++u) {
-        if (r + u < r_end) {
-          accumulate_row<kBf16, kHasZeros, kRows>(loads[u], act + (r + u) * 8, asum + (r + u), n0, acc);
-        }
-      }
+      for (int u = 0; u < kLoadsInFlight; ++u) cur[u] = next[u];
     }
   }
 
-  // The waves' sums meet in LDS, kReduceRows rows at a time: reduce[w][r][col], a wave's 128
-  // columns contiguous (one 16-byte store per lane), then thread t sums column t % 128 over the
+  // The waves' sums meet in LDS, kPassRows rows at a time: reduce[w][r][col] with the arch's
+  // accumulator map (slot -> row, column), then thread t sums column t % kColsPerBlock over the
   // waves in wave order.
   constexpr int kPassRows = Tile<kRows>::kPassRows;
   const bool single_split = p.splits == 1;
@@ -228,13 +246,12 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
   for (int r0 = 0; r0 < kRows; r0 += kPassRows) {
     arch::barrier();
 #pragma unroll
-    for (int r = 0; r < kPassRows; ++r) {
-      arch::U32x4 v;
-      v.x = arch::as_uint(acc[r0 + r][0]);
-      v.y = arch::as_uint(acc[r0 + r][1]);
-      v.z = arch::as_uint(acc[r0 + r][2]);
-      v.w = arch::as_uint(acc[r0 + r][3]);
-      *reinterpret_cast<arch::U32x4*>(reduce + (warp * kPassRows + r) * kColsPerBlock + lane * kColsPerLane) = v;
+    for (int slot = 0; slot < arch::kDecodeAccSlots<kRows>; ++slot) {
+      const int r = arch::decode_acc_row(lane, slot) - r0;
+      if (r >= 0 && r < kPassRows) {
+        reduce[(warp * kPassRows + r) * kColsPerBlock + arch::decode_acc_col(lane, slot)] =
+            arch::decode_acc_value(acc, slot);
+      }
     }
     arch::barrier();
     for (int idx = arch::thread_id(); idx < kPassRows * kColsPerBlock; idx += kThreads) {

@@ -140,17 +140,17 @@ def test_empty_m(build):
 @pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("fp16", "bf16"))
 @pytest.mark.parametrize("m", (1, 4, 16, 100))
 def test_builds_agree(dtype, m, gen):
-    """Native and emulation builds: the decode kernel bit for bit (the same dot2 arithmetic: exact
-    products, fp32 sums in the same order), the WMMA kernel within the bound (different
-    accumulation order inside an MMA)."""
+    """Native and emulation builds give the same answers within the bound: their arithmetic
+    differs on purpose (NVIDIA decode multiplies (q - z) * s rounded to 16 bits on tensor cores, the
+    gfx11 model exact integers with dot2; the WMMA kernels accumulate inside an MMA differently)."""
     native, emu = build_ops("native"), build_ops("rdna3_emu")
     k, n = 4096, 256
     layer = make_layer(k, n, 128, zeros=True, act_order=True, dtype=dtype, gen=gen)
     a, b = make_inputs(m, k, n, dtype, gen, bias=True)
-    d_native, d_emu = run_op(native.gemm_dot2, a, layer, b), run_op(emu.gemm_dot2, a, layer, b)
-    assert torch.equal(d_native, d_emu)
-    w_native, w_emu = run_op(native.gemm_wmma, a, layer, b), run_op(emu.gemm_wmma, a, layer, b)
-    assert rel_error(w_native, w_emu) <= BOUND[dtype]
+    for name in OPS:
+        out_native, out_emu = run_op(getattr(native, name), a, layer, b), run_op(getattr(emu, name), a, layer, b)
+        err = rel_error(out_native, out_emu)
+        assert err <= BOUND[dtype], f"{name}: builds differ by rel {err:.2e}"
 
 
 def test_python_gemm_routes_to_native(gen):

@@ -65,22 +65,95 @@ __device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
   return half2_to_bits(__hmul2(bits_to_half2(a), bits_to_half2(b)));
 }
 
-// ---- dot2 (decode) ----
-// No dot2 instruction with fp32 accumulation here: an operand pair is widened to fp32 once (exact)
-// and reused, then two fp32 FMAs with exact products (11- or 8-bit significands) accumulate it.
-struct Dot2Operand {
-  float lo, hi;
-};
-
-template <bool kBf16>
-__device__ inline Dot2Operand dot2_operand(uint32_t pair) {
-  return {bits_to_float<kBf16>(pair & 0xffffu), bits_to_float<kBf16>(pair >> 16)};
+__device__ inline __nv_bfloat162 bits_to_bf162(uint32_t u) {
+  __nv_bfloat162 h;
+  memcpy(&h, &u, sizeof(u));
+  return h;
+}
+__device__ inline uint32_t bf162_to_bits(__nv_bfloat162 h) {
+  uint32_t u;
+  memcpy(&u, &h, sizeof(u));
+  return u;
 }
 
-// acc + a.lo * b.lo + a.hi * b.hi, rounded after the low then the high product.
+// Packed bf16 arithmetic (sm_90 has it natively), IEEE round to nearest even.
+__device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
+  return bf162_to_bits(__hsub2(bits_to_bf162(a), bits_to_bf162(b)));
+}
+__device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
+  return bf162_to_bits(__hmul2(bits_to_bf162(a), bits_to_bf162(b)));
+}
+
+// ---- dot2 (decode) ----
+// Decode math on NVIDIA: the warp multiplies with tensor cores (mma.sync m16n8k16, fp32
+// accumulation). There is no dot2 with fp32 accumulation here, and per-lane fp32 FMAs would cap
+// decode at the FMA rate (one per weight and row), below memory speed from M = 2 on. A step of the
+// warp is 4 b_q rows (32 K values) x 32 columns: lane t holds b_q row t % 4 and columns
+// 4 (t / 4) .. 4 (t / 4) + 3, its 16-byte load. Weights come fully dequantised ((q - z) * s,
+// rounded once to 16 bits), in the (j, j + 4) pair order of the LDS activations.
+constexpr int kDecodeLaneRows = 4;         // b_q rows one warp covers per step
+constexpr bool kDecodeFullDequant = true;  // weights as (q - z) * s pairs
+
+template <int kRows>
+struct DecodeAcc {
+  float c[4][4];  // [n8 tile j = the lane's column j][m16n8 C register e]; 16 rows whatever kRows
+};
+template <int kRows>
+constexpr int kDecodeAccSlots = 16;
+
+// Slot 4 j + e of lane t: m16n8 C register e of tile j is row t / 4 + 8 (e / 2), tile column
+// 2 (t % 4) + e % 2; tile j's column n is column j of lane group n, i.e. wave column 4 n + j.
+__device__ inline int decode_acc_row(int lane, int slot) { return lane / 4 + 8 * ((slot % 4) / 2); }
+__device__ inline int decode_acc_col(int lane, int slot) { return 4 * (2 * (lane % 4) + slot % 2) + slot / 4; }
+template <int kRows>
+__device__ inline float decode_acc_value(const DecodeAcc<kRows>& acc, int slot) {
+  return acc.c[slot / 4][slot % 4];
+}
+
+template <int kRows>
+__device__ inline void decode_zero(DecodeAcc<kRows>& acc) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc.c[j][e] = 0.0f;
+}
+
 template <bool kBf16>
-__device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
-  return fmaf(a.hi, b.hi, fmaf(a.lo, b.lo, acc));
+__device__ inline void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (kBf16) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// One step: two k16 slabs s. The slab's k order is chosen so that every operand register is one
+// stored pair. Lane t (g = t / 4, q = t % 4) gives B[k 2q, 2q + 1][n g] = its pair 2s and
+// B[k 2q + 8, 2q + 9][n g] = its pair 2s + 1, i.e. K offsets (2s, 2s + 4) and (2s + 1, 2s + 5) of
+// b_q row q; A[row g and g + 8][the same k] are then words 2s and 2s + 1 of b_q row q in LDS
+// (`act`: the lane's b_q row in activation row 0, rows kActStride values apart). Rows at or past
+// kRows, and a lane whose b_q row is outside the range, give zeros (its LDS row was not staged);
+// every lane takes part in the mma. Scale and zero are already in w.
+template <bool kBf16, int kRows, int kActStride, int kSumStride>
+__device__ inline void decode_accumulate(DecodeAcc<kRows>& acc, const uint32_t (&w)[4][4], const float (&)[4],
+                                         const float (&)[4], const uint16_t* act, const float*, bool row_valid) {
+  const int g = lane_id() / 4;
+  U32x4 lo{0u, 0u, 0u, 0u}, hi{0u, 0u, 0u, 0u};
+  if (row_valid && g < kRows) lo = *reinterpret_cast<const U32x4*>(act + g * kActStride);
+  if (row_valid && g + 8 < kRows) hi = *reinterpret_cast<const U32x4*>(act + (g + 8) * kActStride);
+  const uint32_t a_lo[4] = {lo.x, lo.y, lo.z, lo.w}, a_hi[4] = {hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+  for (int s = 0; s < 2; ++s) {
+    const uint32_t a[4] = {a_lo[2 * s], a_hi[2 * s], a_lo[2 * s + 1], a_hi[2 * s + 1]};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) mma_m16n8k16<kBf16>(acc.c[j], a, w[j][2 * s], w[j][2 * s + 1]);
+  }
 }
 
 // Weights are read exactly once: a read-only load that does not allocate in L1 keeps them from
