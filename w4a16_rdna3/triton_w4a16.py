@@ -268,19 +268,23 @@ def _split_for(blocks: int, k_rows: int, rows_per_step: int, target_programs: in
     return split
 
 
+def _pow2_floor(x: int) -> int:
+    return 1 << (max(1, x).bit_length() - 1)
+
+
 def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
     """The launch configuration for an [m, k] x [k, n] problem.
 
     Tuned on an H100 (benchmarks/tune_triton.py; results in benchmarks/): the GEMV kernel for
-    M <= 2, where streaming the weights is all the work; the tiled kernel with 16-row tiles and
-    split-K up to M = 64 (one dequantisation serves all rows); big tensor-core tiles beyond.
+    M <= 2, where streaming the weights is all the work, one warp per program and about 32
+    packed rows (256 K values) per split, which was the best split on all four benchmark shapes;
+    the tiled kernel with 16-row tiles and split-K up to M = 64 (one dequantisation serves all
+    rows); big tensor-core tiles beyond.
     """
     sms = _sm_count(device)
     k_rows = k // PACK_FACTOR
     if m <= 2:
-        block_n, block_k = 256, 64
-        split = _split_for(triton.cdiv(n, block_n), k_rows, block_k // PACK_FACTOR, 4 * sms, 32)
-        return TritonConfig("gemv", 1, block_n, block_k, split, num_warps=2, num_stages=3)
+        return TritonConfig("gemv", 1, 256, 32, min(32, _pow2_floor(k_rows // 32)), num_warps=1, num_stages=3)
     if m <= 64:
         block_m, block_n, block_k = 16 if m <= 16 else 32 if m <= 32 else 64, 128, 64
         blocks = triton.cdiv(m, block_m) * triton.cdiv(n, block_n)
