@@ -6,29 +6,30 @@ q[8r + i, c]; `scales` [K/G, N]; `zeros` int32 [K/G, N/8] packed along N holding
 
 Two kernels share one dequantisation and one epilogue:
 
-* `_gemv_kernel` (decode, small M): no tensor cores. Each program streams a [BLOCK_K/8, BLOCK_N]
-  tile of packed words per step and keeps a same-shaped fp32 accumulator, so the eight nibbles of
-  a word, the scale and the K reduction all stay inside one thread until the very end. At M = 1
-  the work is pure weight streaming; split-K gives enough programs to keep every SM's memory
-  pipe busy when N alone yields few column blocks.
-* `_tiled_kernel` (prefill, large M): tensor-core `tl.dot` on a dequantised [BLOCK_K, BLOCK_N]
-  tile, with an optional split-K for mid-sized M on narrow layers.
+* `_gemv_kernel` (decode, M <= 2): no tensor cores, one row of `a` per program. Each program
+  streams [BLOCK_K/8, BLOCK_N] tiles of packed words group by group and keeps a same-shaped fp32
+  accumulator, so the eight nibbles of a word, the scale (once per group) and the K reduction
+  stay inside one thread until the very end. At M = 1 the work is pure weight streaming; split-K
+  gives enough programs to keep every SM's memory pipe busy when N alone yields few column blocks.
+* `_tiled_kernel` (M > 2): tensor-core `tl.dot` on a dequantised [BLOCK_K, BLOCK_N] tile, with
+  split-K for decode-sized M.
 
 Split-K never uses atomics: each split writes fp32 partial sums to its own slice of a workspace,
 and `_splitk_reduce_kernel` adds the slices in a fixed order (split 0, 1, 2, ...), so the same
 inputs give bitwise the same output on every run.
 
-Dequantisation trick: OR-ing a nibble q into the bit pattern of 2^23 (0x4B000000) gives the fp32
-number 2^23 + q exactly; subtracting 2^23 + zero (also exact) leaves q - zero as an exact fp32
-integer. That costs one shift, one logic op and one add per weight, with no int->float
-conversion (a quarter-rate instruction on many GPUs).
+Dequantisation (`_nibble_minus_zero`): a nibble masked in place and OR-ed into the bits of 2^23
+is an exact fp32 2^23 + q * 2^s; subtracting 2^23 + zero * 2^s leaves (q - zero) * 2^s exactly.
+One logic op and one add per weight, no int->float conversion; the power of two is undone on the
+activation (GEMV) or the scale (tiled), once per K value or column, not per weight.
 
-Under `TRITON_INTERPRET=1` (CPU tests) the interpreter of triton 3.9 keeps bf16 values as raw
-uint16 bits and feeds them to `np.matmul` and to arithmetic unchanged (only casts to/from fp32
-convert the bits), so any `tl.dot` or arithmetic on bf16 operands computes garbage there. Casts
-are right, and `_gemv_kernel` casts every bf16 load to fp32 before any math (which is also what
-it does on a GPU), so it runs in the interpreter in both dtypes; `_tiled_kernel` must feed bf16
-to `tl.dot` to use the tensor cores, so it is tested in bf16 on a GPU only.
+Under `TRITON_INTERPRET=1` (CPU tests), triton 3.9's interpreter keeps bf16 values as raw uint16
+bits and feeds them to `np.matmul` and to arithmetic unchanged (only casts to/from fp32 convert
+the bits; triton-lang/triton#11584), so any `tl.dot` or arithmetic on bf16 operands computes
+garbage there; its fp32 -> bf16 cast also truncates where a GPU rounds to nearest. Casts are
+right otherwise, and `_gemv_kernel` casts every bf16 load to fp32 before any math (as it does on
+a GPU), so it runs in the interpreter in both dtypes; `_tiled_kernel` must feed bf16 to `tl.dot`
+to use the tensor cores, so it is tested in bf16 on a GPU only.
 """
 
 import functools
