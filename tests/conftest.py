@@ -5,10 +5,16 @@ fixtures `gen` and `rel_error`.
 """
 
 import math
+import os
 import zlib
 
 import pytest
 import torch
+
+# Without a GPU, Triton kernels run in Triton's interpreter, which must be chosen before the
+# first @triton.jit function is created, whichever test module imports Triton first.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 requires_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA/HIP GPU: torch.cuda.is_available() is False"
