@@ -103,12 +103,32 @@ def cuda_arch_list(torch) -> str:
     return ";".join(arches)
 
 
-def hip_arch_list() -> str:
-    arches = [a for a in re.split(r"[;, ]+", os.environ.get(HIP_ARCHS_VAR, DEFAULT_HIP_ARCHS)) if a]
+def hip_arch_list(hip_compiler: Path) -> str:
+    """W4A16_RDNA3_ARCHS as given, or the default arches this ROCm's compiler knows.
+
+    The default names gfx1151, which ROCm releases before 6.2 do not know: dropped then (with a
+    note), so that an older ROCm still builds gfx1100. An explicit list is taken as is.
+    """
+    given = os.environ.get(HIP_ARCHS_VAR, "").strip()
+    arches = [a for a in re.split(r"[;, ]+", given or DEFAULT_HIP_ARCHS) if a]
     bad = [a for a in arches if not re.fullmatch(r"gfx[0-9a-f]+", a)]
     if bad or not arches:
         raise SystemExit(f"{HIP_ARCHS_VAR} must list gfx arches (e.g. gfx1100;gfx1151), got {bad or arches}")
-    return ";".join(arches)
+    if given:
+        return ";".join(arches)
+    known = [a for a in arches if offload_arch_known(hip_compiler, a)]
+    if len(known) < len(arches):
+        print(f"w4a16_rdna3: {hip_compiler} does not know {sorted(set(arches) - set(known))}: not built",
+              file=sys.stderr)
+    if "gfx1100" not in known:
+        raise NoNativeBuild(f"{hip_compiler} cannot compile for gfx1100")
+    return ";".join(known)
+
+
+def offload_arch_known(hip_compiler: Path, arch: str) -> bool:
+    probe = [str(hip_compiler), "-x", "hip", "--cuda-device-only", f"--offload-arch={arch}",
+             "-nogpulib", "-nogpuinc", "-fsyntax-only", os.devnull]
+    return subprocess.run(probe, capture_output=True).returncode == 0
 
 
 def cuda_library_headers(cuda: Path) -> list[str]:
@@ -168,7 +188,7 @@ def plan_native_build() -> NativeBuild:
                 cmake,
                 *common,
                 "-DW4A16_BACKEND=hip",
-                f"-DW4A16_HIP_ARCHS={hip_arch_list()}",
+                f"-DW4A16_HIP_ARCHS={hip_arch_list(rocm / 'llvm/bin/clang++')}",
                 f"-DCMAKE_HIP_COMPILER={rocm / 'llvm/bin/clang++'}",
                 f"-DROCM_PATH={rocm}",
                 f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path};{rocm}",
