@@ -185,10 +185,6 @@ struct WmmaFragB { uint32_t r[4]; };
 // m16n8 C for two n8 halves h: v[4h + j] = C[g + 8 * (j / 2)][8h + 2q + j % 2].
 struct WmmaAcc { float v[8]; };
 constexpr int kWmmaAccPerLane = 8;
-// Waves along N in the large 128x128 block tile: 2 gives 64x64 warp tiles (4 warps), the fewest
-// ldmatrix bytes per mma (shared-memory bandwidth, not the tensor cores, bounds 64x32 tiles on
-// sm_90); their 128 accumulators fit in 255 registers.
-constexpr int kWmmaLargeTileWavesN = 2;
 
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;

@@ -125,9 +125,6 @@ struct WmmaFragB { WmmaV16s v; };
 // wave32 fp32 C/D: lane t, slot i holds C[2i + t / 16][t % 16].
 struct WmmaAcc { WmmaV8f v; };
 constexpr int kWmmaAccPerLane = 8;
-// Waves along N in the large 128x128 block tile: 4 gives 64x32 wave tiles (8 waves); 64x64 wave
-// tiles (128 accumulator VGPRs plus 64 of fragments) spill to scratch.
-constexpr int kWmmaLargeTileWavesN = 4;
 
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;

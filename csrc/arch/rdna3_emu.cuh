@@ -123,8 +123,6 @@ struct WmmaFragB { uint32_t w[8]; };
 // wave32 fp32 C/D: lane t, slot i holds C[2i + t / 16][t % 16].
 struct WmmaAcc { float v[8]; };
 constexpr int kWmmaAccPerLane = 8;
-// gfx11.cuh's tile shape, so this build runs the wave tiles the AMD build runs.
-constexpr int kWmmaLargeTileWavesN = 4;
 
 __device__ inline void wmma_zero(WmmaAcc& c) {
   for (int i = 0; i < 8; ++i) c.v[i] = 0.0f;
