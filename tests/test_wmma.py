@@ -154,6 +154,7 @@ LARGE_CASES = [  # (dtype, zeros, perm, bias, group, m)
     (torch.float16, True, True, True, -1, 17),
     (torch.bfloat16, False, False, True, 64, 512),
     (torch.float16, True, False, False, 32, 1),
+    (torch.float16, True, True, True, 32, 1024),  # the 128x128 tile with zeros and act-order
 ]
 
 
@@ -175,7 +176,7 @@ def test_k_not_a_multiple_of_the_k_step(gen):
 # ---- the two builds agree, and a call repeats bit for bit ----
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,k,n", [(17, 256, 72), (512, 4096, 256), (2048, 4096, 1024)])
+@pytest.mark.parametrize("m,k,n", [(17, 256, 72), (512, 4096, 256), (2048, 4096, 2048)])
 def test_native_and_emulation_agree(dtype, m, k, n, gen):
     """Same weights in LDS, only the accumulation order differs: agree to far below the bounds."""
     layer = _layer(k, n, 128, zeros=True, perm=True, dtype=dtype, gen=gen)
