@@ -85,3 +85,10 @@ def test_bare_command_runs_info_then_check(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(cli_check, "run_check", lambda quick: calls.append("check") or 1)
     assert cli.main([]) == 1
     assert calls == ["info", "check"]
+
+
+def test_bench_without_gpu_says_so_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: bench would run for real (benchmarks are not tests)")
+    assert cli.main(["bench", "--quick"]) == 1
+    assert "no GPU visible" in capsys.readouterr().err

@@ -10,9 +10,9 @@ from w4a16_rdna3 import cli_check, cli_info
 
 
 def _bench(argv: Sequence[str]) -> int:
-    from w4a16_rdna3 import bench
+    from w4a16_rdna3 import bench_gemm
 
-    return bench.bench_main(list(argv))
+    return bench_gemm.main(list(argv))
 
 
 def _isa(argv: Sequence[str]) -> int:
