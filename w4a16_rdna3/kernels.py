@@ -8,6 +8,7 @@ plugin in `vllm_plugin.py` puts the RDNA3 one first on ROCm). Without vLLM they 
 the same interface, for the command line and the tests.
 """
 
+import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -326,6 +327,8 @@ class TritonW4A16LinearKernel(W4A16LinearKernel):
 
     @classmethod
     def can_implement(cls, c: Any) -> tuple[bool, str | None]:
+        if importlib.util.find_spec("triton") is None:
+            return False, "Triton is not installed (GPU builds of torch bring it; `pip install triton` elsewhere)"
         reason = _layer_refusal(c)
         return reason is None, reason
 
