@@ -239,6 +239,20 @@ def decide() -> tuple[NativeBuild | None, str]:
         return None, str(why)
 
 
+def runtime_requirements() -> list[str]:
+    """torch and numpy; Triton only beside a CPU build of torch (for TRITON_INTERPRET=1).
+
+    GPU builds of torch bring their own Triton: ROCm wheels as pytorch-triton-rocm, which a plain
+    "triton" requirement would overwrite with PyPI's CUDA build.
+    """
+    try:
+        import torch
+    except ImportError:
+        return ["torch", "numpy"]
+    gpu_torch = bool(torch.version.hip or torch.version.cuda)
+    return ["torch", "numpy"] if gpu_torch else ["torch", "numpy", "triton"]
+
+
 NATIVE, SKIP_REASON = decide()
 
 
@@ -274,6 +288,7 @@ class BuildPyWithNote(build_py):
 
 
 setup(
+    install_requires=runtime_requirements(),
     ext_modules=[Extension(name, sources=[]) for name in NATIVE.modules] if NATIVE else [],
     cmdclass={"build_ext": CMakeBuild, "build_py": BuildPyWithNote},
     zip_safe=False,
