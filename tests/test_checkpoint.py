@@ -42,12 +42,20 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=CASES, ids=lambda c: f"G{c[0]}-{'sym' if c[1] else 'asym'}-{'actorder-' if c[2] else ''}{c[3]}-{str(c[4])[6:]}")
+@pytest.fixture(
+    params=CASES,
+    ids=lambda c: f"G{c[0]}-{'sym' if c[1] else 'asym'}-{'actorder-' if c[2] else ''}{c[3]}-{str(c[4])[6:]}",
+)
 def checkpoint(request, tmp_path):
     group_size, symmetric, act_order, fmt, dtype = request.param
     built = tiny.build_tiny_gptq_checkpoint(
-        tmp_path / "tiny-gptq", group_size=group_size, symmetric=symmetric, act_order=act_order,
-        checkpoint_format=fmt, dtype=dtype, seed=7,
+        tmp_path / "tiny-gptq",
+        group_size=group_size,
+        symmetric=symmetric,
+        act_order=act_order,
+        checkpoint_format=fmt,
+        dtype=dtype,
+        seed=7,
     )
     return built, dtype
 
@@ -73,7 +81,14 @@ def test_every_layer_loads_through_formats_and_matches(checkpoint, gen):
     q = config["quantization_config"]
     for prefix in _quantized_prefixes(state):
         t = {part: state[f"{prefix}.{part}"] for part in ("qweight", "qzeros", "scales", "g_idx")}
-        kw = from_gptq(t["qweight"], t["qzeros"], t["scales"], t["g_idx"], symmetric=q["sym"], checkpoint_format=q["checkpoint_format"])
+        kw = from_gptq(
+            t["qweight"],
+            t["qzeros"],
+            t["scales"],
+            t["g_idx"],
+            symmetric=q["sym"],
+            checkpoint_format=q["checkpoint_format"],
+        )
         w = tiny.dequantize_gptq_checkpoint(**t, symmetric=q["sym"], checkpoint_format=q["checkpoint_format"])
         x = torch.randn(5, kw.k, generator=gen).to(dtype)
 
@@ -95,14 +110,20 @@ def test_every_layer_through_the_kernel_class(checkpoint, gen):
         for part in ("qweight", "qzeros", "scales", "g_idx"):
             layer.register_parameter(part, torch.nn.Parameter(state[f"{prefix}.{part}"].clone(), requires_grad=False))
         k, n = layer.qweight.shape[0] * 8, layer.qweight.shape[1]
-        layer_config = gptq_layer_config(k, n, q["group_size"], act_dtype=dtype, symmetric=q["sym"], act_order=q["desc_act"])
+        layer_config = gptq_layer_config(
+            k, n, q["group_size"], act_dtype=dtype, symmetric=q["sym"], act_order=q["desc_act"]
+        )
         kernel = TritonW4A16LinearKernel(
             layer_config, "qweight", "scales", "qzeros", "g_idx", gptq_checkpoint_format=q["checkpoint_format"]
         )
         x = torch.randn(2, 3, k, generator=gen).to(dtype)
         w = tiny.dequantize_gptq_checkpoint(
-            state[f"{prefix}.qweight"], state[f"{prefix}.qzeros"], state[f"{prefix}.scales"], state[f"{prefix}.g_idx"],
-            symmetric=q["sym"], checkpoint_format=q["checkpoint_format"],
+            state[f"{prefix}.qweight"],
+            state[f"{prefix}.qzeros"],
+            state[f"{prefix}.scales"],
+            state[f"{prefix}.g_idx"],
+            symmetric=q["sym"],
+            checkpoint_format=q["checkpoint_format"],
         )
 
         kernel.process_weights_after_loading(layer)

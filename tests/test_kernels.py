@@ -184,7 +184,9 @@ def test_this_cpu_machine_chooses_triton():
 LAYER_REFUSALS = [
     (gptq_layer_config(**TYPICAL, act_dtype=torch.float32), "activation dtype is torch.float32"),
     (
-        kernels.W4A16LayerConfig((4096, 4096), (4096, 4096), WeightType("uint8b128", 8, 128), torch.float16, 128, False),
+        kernels.W4A16LayerConfig(
+            (4096, 4096), (4096, 4096), WeightType("uint8b128", 8, 128), torch.float16, 128, False
+        ),
         "weight type is uint8b128",
     ),
     (
@@ -200,13 +202,17 @@ LAYER_REFUSALS = [
         "act-order (g_idx) with K split across tensor-parallel ranks (2048 of 4096)",
     ),
     (
-        kernels.W4A16LayerConfig((4096, 4096), (4096, 4096), UINT4B8, torch.float16, 128, False, out_type=torch.float32),
+        kernels.W4A16LayerConfig(
+            (4096, 4096), (4096, 4096), UINT4B8, torch.float16, 128, False, out_type=torch.float32
+        ),
         "output dtype torch.float32 differs",
     ),
 ]
 
 
-@pytest.mark.parametrize("config, words", LAYER_REFUSALS, ids=[w.split(" ")[0] + str(i) for i, (_, w) in enumerate(LAYER_REFUSALS)])
+@pytest.mark.parametrize(
+    "config, words", LAYER_REFUSALS, ids=[w.split(" ")[0] + str(i) for i, (_, w) in enumerate(LAYER_REFUSALS)]
+)
 def test_layer_refusals_have_reasons(rocm, config, words):
     selection = choose_kernel(config)
     assert selection.kernel is None
@@ -267,7 +273,11 @@ def _dequant_ct(t, group_size: int) -> torch.Tensor:
     q = unpack_cols(t.weight_packed).t()
     k = q.shape[0]
     g_idx = t.weight_g_idx.long() if t.weight_g_idx is not None else torch.arange(k) // group_size
-    zero = torch.full_like(q, 8) if t.weight_zero_point is None else unpack_cols(t.weight_zero_point.t().contiguous())[g_idx]
+    zero = (
+        torch.full_like(q, 8)
+        if t.weight_zero_point is None
+        else unpack_cols(t.weight_zero_point.t().contiguous())[g_idx]
+    )
     return (q - zero).float() * t.weight_scale.t().float()[g_idx]
 
 
@@ -301,7 +311,9 @@ GPTQ_CASES = [
 @pytest.mark.parametrize("k, n, group_size, symmetric, act_order, fmt, dtype", GPTQ_CASES)
 def test_gptq_layer_matches_reference(gen, k, n, group_size, symmetric, act_order, fmt, dtype):
     w = torch.randn(k, n, generator=gen) * 0.05
-    t = quantize_gptq(w, group_size, symmetric=symmetric, act_order=act_order, dtype=dtype, checkpoint_format=fmt, seed=3)
+    t = quantize_gptq(
+        w, group_size, symmetric=symmetric, act_order=act_order, dtype=dtype, checkpoint_format=fmt, seed=3
+    )
     layer = _layer(qweight=t.qweight, qzeros=t.qzeros, scales=t.scales, g_idx=t.g_idx)
     config = gptq_layer_config(k, n, group_size, act_dtype=dtype, symmetric=symmetric, act_order=act_order)
     kernel = TritonW4A16LinearKernel(config, "qweight", "scales", "qzeros", "g_idx", gptq_checkpoint_format=fmt)
@@ -322,14 +334,22 @@ def test_gptq_layer_matches_reference(gen, k, n, group_size, symmetric, act_orde
 
 @pytest.mark.parametrize(
     "symmetric, act_order, group_size, dtype",
-    [(True, False, 32, torch.float16), (False, False, 64, torch.bfloat16), (False, True, 32, torch.float16), (True, False, -1, torch.bfloat16)],
+    [
+        (True, False, 32, torch.float16),
+        (False, False, 64, torch.bfloat16),
+        (False, True, 32, torch.float16),
+        (True, False, -1, torch.bfloat16),
+    ],
 )
 def test_compressed_tensors_layer_matches_reference(gen, symmetric, act_order, group_size, dtype):
     k, n = 256, 64
     w = torch.randn(k, n, generator=gen) * 0.05
     t = to_compressed_tensors(quantize(w, group_size, symmetric=symmetric, act_order=act_order, dtype=dtype, seed=5))
     layer = _layer(
-        weight_packed=t.weight_packed, weight_scale=t.weight_scale, weight_zero_point=t.weight_zero_point, weight_g_idx=t.weight_g_idx
+        weight_packed=t.weight_packed,
+        weight_scale=t.weight_scale,
+        weight_zero_point=t.weight_zero_point,
+        weight_g_idx=t.weight_g_idx,
     )
     config = gptq_layer_config(k, n, group_size, act_dtype=dtype, symmetric=symmetric, act_order=act_order)
     kernel = TritonW4A16LinearKernel(config, "weight_packed", "weight_scale", "weight_zero_point", "weight_g_idx")

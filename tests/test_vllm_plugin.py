@@ -79,7 +79,9 @@ def _base_module(monkeypatch: pytest.MonkeyPatch, package: str) -> types.ModuleT
         zero_points: bool
 
     _module(monkeypatch, package)
-    return _module(monkeypatch, f"{package}.MPLinearKernel", MPLinearKernel=MPLinearKernel, MPLinearLayerConfig=MPLinearLayerConfig)
+    return _module(
+        monkeypatch, f"{package}.MPLinearKernel", MPLinearKernel=MPLinearKernel, MPLinearLayerConfig=MPLinearLayerConfig
+    )
 
 
 @pytest.fixture
@@ -117,8 +119,12 @@ def old_fake_vllm(monkeypatch: pytest.MonkeyPatch, fresh_kernels):
     """The older layout: one candidate list for all platforms, beside MPLinearKernel."""
     _module(monkeypatch, "vllm", __version__="0.8.0-standin")
     _module(monkeypatch, "vllm.platforms", current_platform=RocmPlatform())
-    for name in ("vllm.model_executor", "vllm.model_executor.layers", "vllm.model_executor.layers.quantization",
-                 "vllm.model_executor.layers.quantization.kernels"):
+    for name in (
+        "vllm.model_executor",
+        "vllm.model_executor.layers",
+        "vllm.model_executor.layers.quantization",
+        "vllm.model_executor.layers.quantization.kernels",
+    ):
         _module(monkeypatch, name)
     candidates = [VllmOwnTritonKernel]
     _base_module(monkeypatch, OLD_BASE)
@@ -236,10 +242,15 @@ def test_kernel_takes_vllm_033_constructor_arguments(fake_vllm):
     # vLLM 0.33.0's config has no has_g_idx; the kernel must not need it.
     config = config_cls((256, 64), (256, 64), kernels.UINT4B8, kernels.torch.float16, 32, False)
     assert kernels.TritonW4A16LinearKernel.can_implement(config) == (True, None)
-    kernel = kernels.TritonW4A16LinearKernel(config, w_q_param_name="weight_packed", w_s_param_name="weight_scale",
-                                             w_zp_param_name="weight_zero_point")
+    kernel = kernels.TritonW4A16LinearKernel(
+        config, w_q_param_name="weight_packed", w_s_param_name="weight_scale", w_zp_param_name="weight_zero_point"
+    )
     assert (kernel.w_q_name, kernel.w_s_name, kernel.w_zp_name, kernel.w_gidx_name) == (
-        "weight_packed", "weight_scale", "weight_zero_point", None)
+        "weight_packed",
+        "weight_scale",
+        "weight_zero_point",
+        None,
+    )
 
 
 def _installed() -> importlib.metadata.Distribution:

@@ -102,7 +102,9 @@ class StandaloneMPLinearKernel(ABC):
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None: ...
 
     @abstractmethod
-    def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor: ...
+    def apply_weights(
+        self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
 
 
 def _vllm_kernel_base() -> tuple[type, str]:
@@ -130,18 +132,27 @@ def _layer_refusal(c: Any) -> str | None:
         return f"activation dtype is {c.act_type}; only torch.float16 and torch.bfloat16 are supported"
     out_type = getattr(c, "out_type", None)
     if out_type is not None and out_type != c.act_type:
-        return f"output dtype {out_type} differs from the activation dtype {c.act_type}; the output is always in the activation dtype"
+        return f"output dtype {out_type} differs from the activation dtype {c.act_type} (the output is in the latter)"
     if str(c.weight_type) not in _SUPPORTED_WEIGHT_TYPES:
-        return f"weight type is {c.weight_type}; only 4-bit uint4b8 (symmetric) and uint4 (with zero points) are supported"
+        return (
+            f"weight type is {c.weight_type}; only 4-bit uint4b8 (symmetric) and uint4 (with zero points) are supported"
+        )
     if str(c.weight_type) == str(UINT4) and not c.zero_points:
-        return "weight type uint4 without zero points (a zero of 0) is not a GPTQ layout; expected uint4b8 or zero points"
+        return (
+            "weight type uint4 without zero points (a zero of 0) is not a GPTQ layout; expected uint4b8 or zero points"
+        )
     if k_part % PACK_FACTOR:
         return f"K of this partition ({k_part}) is not a multiple of {PACK_FACTOR} (8 4-bit values per int32)"
     group = _group_size(c)
     if group <= 0 or group % PACK_FACTOR or k_part % group:
-        return f"group size {c.group_size} does not divide K of this partition ({k_part}) into groups of a multiple of {PACK_FACTOR} rows"
+        return (
+            f"group size {c.group_size} does not divide K of this partition ({k_part}) "
+            f"into groups of a multiple of {PACK_FACTOR} rows"
+        )
     if n_part % PACK_FACTOR:
-        return f"N of this partition ({n_part}) is not a multiple of {PACK_FACTOR} (zero points pack 8 columns per int32)"
+        return (
+            f"N of this partition ({n_part}) is not a multiple of {PACK_FACTOR} (zero points pack 8 columns per int32)"
+        )
     if getattr(c, "has_g_idx", False) and k_part != c.full_weight_shape[0]:
         return (
             f"act-order (g_idx) with K split across tensor-parallel ranks ({k_part} of {c.full_weight_shape[0]}) "
@@ -189,7 +200,9 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
         if not ok:
             raise ValueError(f"{type(self).__name__} cannot implement this layer: {reason}")
         if c.zero_points and w_zp_param_name is None:
-            raise ValueError("w_zp_param_name: expected the zero-point parameter's name for a layer with zero points, got None")
+            raise ValueError(
+                "w_zp_param_name: expected the zero-point parameter's name for a layer with zero points, got None"
+            )
         if getattr(c, "has_g_idx", False) and w_gidx_param_name is None:
             raise ValueError("w_gidx_param_name: expected the g_idx parameter's name for an act-order layer, got None")
         self.config = c

@@ -4,7 +4,7 @@
 #   bash tests/vllm/run.sh            (from anywhere; CPU only, no GPU needed)
 #
 # Installs the pinned vLLM from PyPI with what it requires (a CUDA build of torch 2.14.0: about
-# 9.4 GB in the venv, 3.5 minutes on 2 cores with a fast link, measured 2026-11-23), this package
+# 9 GB in the venv, 3.5 minutes on 2 cores with a fast link, measured 2026-11-23), this package
 # (pure Python: W4A16_RDNA3_BUILD=0), then runs tests/vllm and the plugin/kernel/checkpoint tests
 # with vLLM present, where the kernel classes subclass vLLM's own MPLinearKernel.
 #
@@ -17,7 +17,11 @@ VLLM_VERSION="${VLLM_VERSION:-0.33.0}"
 VENV="${W4A16_VLLM_VENV:-${TMPDIR:-/tmp}/w4a16-rdna3-vllm-$VLLM_VERSION}"
 PY="$VENV/bin/python"
 
-if ! { [ -x "$PY" ] && "$PY" -m pip show vllm 2>/dev/null | grep -qx "Version: $VLLM_VERSION"; }; then
+installed_vllm() {
+    [ -x "$PY" ] && "$PY" -c 'import importlib.metadata as m; print(m.version("vllm"))' 2>/dev/null
+}
+
+if [ "$(installed_vllm)" != "$VLLM_VERSION" ]; then
     echo "run.sh: creating $VENV with vLLM $VLLM_VERSION"
     python3 -m venv "$VENV"
     "$PY" -m pip install -q --upgrade pip

@@ -116,7 +116,9 @@ def init_single_process_distributed() -> None:
 
     with set_current_vllm_config(VllmConfig()):
         init_method = "file://" + str(Path(tempfile.mkdtemp()) / "dist-init")
-        init_distributed_environment(world_size=1, rank=0, distributed_init_method=init_method, local_rank=0, backend="gloo")
+        init_distributed_environment(
+            world_size=1, rank=0, distributed_init_method=init_method, local_rank=0, backend="gloo"
+        )
         initialize_model_parallel(1, 1)
 
 
@@ -146,6 +148,8 @@ def run_method(method, layer, k: int, n: int, dtype, tensors: dict, w: torch.Ten
         errors.append(rel_error(out, x.float() @ w + bias.float()) if out.shape == (*shape, n) else float("inf"))
     kernel = getattr(method, "kernel", None)
     return {
+        "k": k,
+        "n": n,
         "kernel": qualname(type(kernel)) if kernel is not None else "none",
         "rel_error": max(errors),
         "bound": BOUND[dtype],
@@ -172,7 +176,9 @@ def gptq_layers(gen) -> dict:
         method.create_weights(layer, k, [n], k, n, dtype, weight_loader=default_weight_loader)
         g_idx = torch.arange(k, dtype=torch.int32) // (k if group_size == -1 else group_size)
         w = dequantize_gptq_checkpoint(t.qweight, t.qzeros, t.scales, g_idx, symmetric=True, checkpoint_format=fmt)
-        return run_method(method, layer, k, n, dtype, {"qweight": t.qweight, "qzeros": t.qzeros, "scales": t.scales}, w, gen)
+        return run_method(
+            method, layer, k, n, dtype, {"qweight": t.qweight, "qzeros": t.qzeros, "scales": t.scales}, w, gen
+        )
 
     results = {}
     for group_size in (32, -1):
@@ -210,12 +216,27 @@ def compressed_tensors_layers(gen) -> dict:
         ("channel", -1, False, torch.float16),
         ("channel", -1, True, torch.bfloat16),
     ):
-        t = to_compressed_tensors(quantize(torch.randn(k, n, generator=gen) * 0.05, group_size, symmetric=symmetric, dtype=dtype, seed=2))
-        scheme = CompressedTensorsWNA16(strategy, 4, None if group_size == -1 else group_size, symmetric=symmetric, layer_name="x")
+        t = to_compressed_tensors(
+            quantize(torch.randn(k, n, generator=gen) * 0.05, group_size, symmetric=symmetric, dtype=dtype, seed=2)
+        )
+        scheme = CompressedTensorsWNA16(
+            strategy, 4, None if group_size == -1 else group_size, symmetric=symmetric, layer_name="x"
+        )
         layer = torch.nn.Module()
-        scheme.create_weights(layer, output_size=n, input_size=k, output_partition_sizes=[n], input_size_per_partition=k,
-                              params_dtype=dtype, weight_loader=default_weight_loader)
-        tensors = {"weight_packed": t.weight_packed, "weight_scale": t.weight_scale, "weight_shape": torch.tensor([n, k])}
+        scheme.create_weights(
+            layer,
+            output_size=n,
+            input_size=k,
+            output_partition_sizes=[n],
+            input_size_per_partition=k,
+            params_dtype=dtype,
+            weight_loader=default_weight_loader,
+        )
+        tensors = {
+            "weight_packed": t.weight_packed,
+            "weight_scale": t.weight_scale,
+            "weight_shape": torch.tensor([n, k]),
+        }
         g = k if group_size == -1 else group_size
         q = unpack_cols(t.weight_packed).t()
         if symmetric:
@@ -224,8 +245,8 @@ def compressed_tensors_layers(gen) -> dict:
             tensors["weight_zero_point"] = t.weight_zero_point
             zero = unpack_cols(t.weight_zero_point.t().contiguous()).repeat_interleave(g, dim=0)
         w = (q - zero).float() * t.weight_scale.t().float().repeat_interleave(g, dim=0)
-        results[f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"] = run_method(
-            scheme, layer, k, n, dtype, tensors, w, gen
+        results[f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"] = (
+            run_method(scheme, layer, k, n, dtype, tensors, w, gen)
         )
     return results
 

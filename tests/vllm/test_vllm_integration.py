@@ -28,7 +28,11 @@ def _scenario(target: str, tmp_path_factory) -> dict:
     env.pop("W4A16_RDNA3_ARCH", None)  # the arch must come from (the stand-in) amdsmi, as vLLM's does
     env["PYTHONPATH"] = os.pathsep.join([str(HERE / "fake_gpu"), str(HERE), env.get("PYTHONPATH", "")])
     done = subprocess.run(
-        [sys.executable, str(HERE / "scenario.py"), target, str(out)], env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, str(HERE / "scenario.py"), target, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return json.loads(out.read_text())
@@ -80,6 +84,7 @@ def test_layers_from_vllms_quant_methods_match_the_reference(report):
     for name, result in layers.items():
         assert result["kernel"] == OURS, name
         assert result["rel_error"] < result["bound"], (name, result["rel_error"])
-        packed = next(shape for param, (dtype, shape) in result["params_after"].items() if param in ("qweight", "weight_packed"))
-        assert packed[1] % 8 == 0 and packed[0] * 8 in (64, 128, 256), name  # kernel layout b_q [K/8, N]
-        assert "qzeros" not in result["params_after"], name  # symmetric GPTQ: checkpoint zeros freed
+        params = result["params_after"]
+        packed = params["qweight"] if "qweight" in params else params["weight_packed"]
+        assert packed == ["torch.int32", [result["k"] // 8, result["n"]]], name  # kernel layout b_q [K/8, N]
+        assert "qzeros" not in params, name  # symmetric GPTQ: the checkpoint's zeros are freed

@@ -105,7 +105,14 @@ def build_tiny_gptq_checkpoint(
             g = k if group_size == -1 else group_size
             g_idx = t.g_idx if t.g_idx is not None else (torch.arange(k, dtype=torch.int32) // g)
             prefix = f"{block}.{name}"
-            state.update({f"{prefix}.qweight": t.qweight, f"{prefix}.qzeros": t.qzeros, f"{prefix}.scales": t.scales, f"{prefix}.g_idx": g_idx})
+            state.update(
+                {
+                    f"{prefix}.qweight": t.qweight,
+                    f"{prefix}.qzeros": t.qzeros,
+                    f"{prefix}.scales": t.scales,
+                    f"{prefix}.g_idx": g_idx,
+                }
+            )
             float_weights[prefix] = w
     config = _llama_config(dtype, quantization_config)
     (path / "config.json").write_text(json.dumps(config, indent=2))
