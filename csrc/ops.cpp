@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <optional>
+#include <string>
 
 #include "gemm_dot2.h"
 #include "gemm_wmma.h"
@@ -17,10 +18,19 @@ using OptTensor = std::optional<torch::Tensor>;
 
 constexpr int64_t kPack = 8;  // 4-bit values per int32
 
+// "[d0, d1, ...]", as Python prints a shape; built by hand so the messages need no stream operator.
+std::string list_str(c10::IntArrayRef values) {
+  std::string s = "[";
+  for (size_t i = 0; i < values.size(); ++i) s += (i ? ", " : "") + std::to_string(values[i]);
+  return s + "]";
+}
+std::string shape_str(const torch::Tensor& t) { return list_str(t.sizes()); }
+std::string strides_str(const torch::Tensor& t) { return list_str(t.strides()); }
+
 void check_placement(const char* name, const torch::Tensor& t, const torch::Tensor& a) {
   TORCH_CHECK(t.device() == a.device(), name, ": expected device ", a.device(), " (same as a), got ", t.device());
-  TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor, got strides ", t.strides(), " for shape ",
-              t.sizes());
+  TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor, got strides ", strides_str(t), " for shape ",
+              shape_str(t));
 }
 
 void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
@@ -29,16 +39,16 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
   TORCH_CHECK(a.scalar_type() == torch::kHalf || a.scalar_type() == torch::kBFloat16,
               "a: expected dtype torch.float16 or torch.bfloat16, got ", a.scalar_type());
   TORCH_CHECK(a.dim() == 2, "a: expected a 2-D tensor [M, K] (flatten leading dimensions first), got shape ",
-              a.sizes());
+              shape_str(a));
   const int64_t k = a.size(1);
   TORCH_CHECK(k > 0 && k % kPack == 0, "a: expected K = a.shape[1] a positive multiple of 8, got K = ", k);
-  TORCH_CHECK(a.is_contiguous(), "a: expected a contiguous tensor, got strides ", a.strides(), " for shape ",
-              a.sizes());
+  TORCH_CHECK(a.is_contiguous(), "a: expected a contiguous tensor, got strides ", strides_str(a), " for shape ",
+              shape_str(a));
 
   TORCH_CHECK(b_q.scalar_type() == torch::kInt, "b_q: expected dtype torch.int32, got ", b_q.scalar_type());
-  TORCH_CHECK(b_q.dim() == 2, "b_q: expected a 2-D tensor [K/8, N], got shape ", b_q.sizes());
+  TORCH_CHECK(b_q.dim() == 2, "b_q: expected a 2-D tensor [K/8, N], got shape ", shape_str(b_q));
   TORCH_CHECK(b_q.size(0) == k / kPack, "b_q: expected shape [K/8, N] = [", k / kPack, ", N] (K = ", k,
-              " from a), got shape ", b_q.sizes());
+              " from a), got shape ", shape_str(b_q));
   const int64_t n = b_q.size(1);
   TORCH_CHECK(n > 0 && n % kPack == 0, "b_q: expected N = b_q.shape[1] a positive multiple of 8, got N = ", n);
   check_placement("b_q", b_q, a);
@@ -46,7 +56,7 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
   TORCH_CHECK(scales.scalar_type() == a.scalar_type(), "scales: expected dtype ", a.scalar_type(),
               " (same as a), got ", scales.scalar_type());
   TORCH_CHECK(scales.dim() == 2 && scales.size(1) == n, "scales: expected a 2-D tensor [K/G, N] with N = ", n,
-              ", got shape ", scales.sizes());
+              ", got shape ", shape_str(scales));
   const int64_t groups = scales.size(0);
   TORCH_CHECK(groups > 0 && k % groups == 0, "scales: expected a number of rows K/G that divides K = ", k, ", got ",
               groups, " rows");
@@ -57,18 +67,18 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
   if (zeros) {
     TORCH_CHECK(zeros->scalar_type() == torch::kInt, "zeros: expected dtype torch.int32, got ", zeros->scalar_type());
     TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == groups && zeros->size(1) == n / kPack,
-                "zeros: expected shape [K/G, N/8] = [", groups, ", ", n / kPack, "], got ", zeros->sizes());
+                "zeros: expected shape [K/G, N/8] = [", groups, ", ", n / kPack, "], got ", shape_str(*zeros));
     check_placement("zeros", *zeros, a);
   }
   if (perm) {
     TORCH_CHECK(perm->scalar_type() == torch::kInt, "perm: expected dtype torch.int32, got ", perm->scalar_type());
-    TORCH_CHECK(perm->dim() == 1 && perm->size(0) == k, "perm: expected shape [K] = [", k, "], got ", perm->sizes());
+    TORCH_CHECK(perm->dim() == 1 && perm->size(0) == k, "perm: expected shape [K] = [", k, "], got ", shape_str(*perm));
     check_placement("perm", *perm, a);
   }
   if (bias) {
     TORCH_CHECK(bias->scalar_type() == a.scalar_type(), "bias: expected dtype ", a.scalar_type(), " (same as a), got ",
                 bias->scalar_type());
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == n, "bias: expected shape [N] = [", n, "], got ", bias->sizes());
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == n, "bias: expected shape [N] = [", n, "], got ", shape_str(*bias));
     check_placement("bias", *bias, a);
   }
   TORCH_CHECK(a.size(0) <= INT32_MAX && k <= INT32_MAX && n <= INT32_MAX,
