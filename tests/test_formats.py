@@ -14,7 +14,7 @@ from w4a16_rdna3.formats import (
     unpack_cols,
     unpack_rows,
 )
-from w4a16_rdna3.quantize import quantize_gptq
+from w4a16_rdna3.quantize import quantize, quantize_gptq
 from w4a16_rdna3.reference import dequantize, gemm_reference
 
 
@@ -296,3 +296,14 @@ def test_compressed_tensors_argument_errors(gen):
         from_compressed_tensors(packed, scale.t().contiguous())
     with pytest.raises(ValueError, match="weight_packed: expected N"):
         from_compressed_tensors(torch.zeros(12, 8, dtype=torch.int32), torch.ones(12, 1, dtype=torch.float16))
+
+
+def test_compressed_tensors_conversion_gives_contiguous_kernel_tensors() -> None:
+    """The checkpoint is [N, K/8]: its transpose must not leak out as a strided view."""
+    for act_order in (False, True):
+        kw = quantize(torch.randn(256, 64), 64, symmetric=False, act_order=act_order)
+        ct = to_compressed_tensors(kw)
+        back = from_compressed_tensors(ct.weight_packed, ct.weight_scale, ct.weight_zero_point, ct.weight_g_idx)
+        for name in ("b_q", "scales", "zeros", "perm"):
+            tensor = getattr(back, name)
+            assert tensor is None or tensor.is_contiguous(), (name, act_order)

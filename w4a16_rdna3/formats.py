@@ -63,9 +63,11 @@ def _pack_nibbles(parts: list[torch.Tensor]) -> torch.Tensor:
 
     Stays in int32 without overflow: the top nibble is taken as a signed 4-bit value and
     multiplied by 2^28, which lands exactly on the int32 bit pattern (-8 * 2^28 = -2^31).
+    The result is contiguous whatever the parts' strides (they may be views of a transpose):
+    the kernels take contiguous tensors only.
     """
     top = parts[PACK_FACTOR - 1]
-    word = torch.where(top < 8, top, top - 16) * (1 << 28)
+    word = (torch.where(top < 8, top, top - 16) * (1 << 28)).contiguous()
     for i in range(PACK_FACTOR - 1):
         word |= parts[i] << (4 * i)
     return word
