@@ -53,7 +53,7 @@ def test_check_passes_an_exact_backend(monkeypatch: pytest.MonkeyPatch, capsys: 
 
 @pytest.mark.parametrize("corrupt", [
     pytest.param(lambda out: out * 1.01, id="1%-off"),
-    pytest.param(lambda out: out.index_fill(1, torch.tensor([5]), float("nan")), id="one-NaN-column"),
+    pytest.param(lambda out: out.index_fill(1, torch.tensor([5], device=out.device), float("nan")), id="one-NaN-column"),
     pytest.param(lambda out: torch.zeros_like(out), id="unwritten"),
 ])
 def test_check_fails_a_wrong_backend(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
