@@ -5,65 +5,13 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "nvidia_common.cuh"
+
 namespace w4a16::arch {
 
 // ---- common ----
-// 16-bit values travel as raw bits (uint16_t; a pair in a uint32_t, element 0 in the low half), the
-// same representation as on gfx11, so kernel code is shared unchanged.
+// Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh.
 constexpr int kWaveSize = 32;  // an NVIDIA warp, the counterpart of an RDNA3 wave32
-
-__device__ inline int lane_id() {
-  int lane;
-  asm("mov.u32 %0, %%laneid;" : "=r"(lane));
-  return lane;
-}
-__device__ inline int thread_id() { return threadIdx.x; }
-__device__ inline int block_id_x() { return blockIdx.x; }
-__device__ inline int block_id_y() { return blockIdx.y; }
-__device__ inline int block_id_z() { return blockIdx.z; }
-__device__ inline void barrier() { __syncthreads(); }
-
-__device__ inline float as_float(uint32_t u) { return __uint_as_float(u); }
-__device__ inline uint32_t as_uint(float f) { return __float_as_uint(f); }
-
-template <bool kBf16>
-__device__ inline float bits_to_float(uint32_t bits16) {
-  if constexpr (kBf16) {
-    return __uint_as_float(bits16 << 16);
-  } else {
-    return __half2float(__ushort_as_half(static_cast<unsigned short>(bits16)));
-  }
-}
-
-// fp32 -> fp16 / bf16 bits, round to nearest even.
-template <bool kBf16>
-__device__ inline uint16_t float_to_bits(float x) {
-  if constexpr (kBf16) {
-    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
-  } else {
-    return __half_as_ushort(__float2half_rn(x));
-  }
-}
-
-__device__ inline __half2 bits_to_half2(uint32_t u) {
-  __half2 h;
-  memcpy(&h, &u, sizeof(u));
-  return h;
-}
-__device__ inline uint32_t half2_to_bits(__half2 h) {
-  uint32_t u;
-  memcpy(&u, &h, sizeof(u));
-  return u;
-}
-
-// Packed fp16 arithmetic on bit pairs (HSUB2 / HMUL2), IEEE round to nearest even like gfx11's
-// v_pk_add_f16 / v_pk_mul_f16.
-__device__ inline uint32_t pk_sub_f16(uint32_t a, uint32_t b) {
-  return half2_to_bits(__hsub2(bits_to_half2(a), bits_to_half2(b)));
-}
-__device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
-  return half2_to_bits(__hmul2(bits_to_half2(a), bits_to_half2(b)));
-}
 
 __device__ inline __nv_bfloat162 bits_to_bf162(uint32_t u) {
   __nv_bfloat162 h;
