@@ -104,16 +104,6 @@ __device__ inline void decode_accumulate(DecodeAcc<kRows>& acc, const uint32_t (
   }
 }
 
-// Weights are read exactly once: a read-only load that does not allocate in L1 keeps them from
-// evicting the scales that are reused from cache.
-__device__ inline U32x4 load_stream16(const uint32_t* p) {
-  U32x4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // Largest M for which the gemm op takes the decode kernel (the WMMA kernel above it). Measured on
 // an H100 (README, decode): gemm_dot2 beats gemm_wmma at M = 8 and M = 16 on (4096, 14336),
 // (14336, 4096) and (5120, 27648) by 1.5-7.7x; 16 is also the largest decode row tile.

@@ -62,4 +62,15 @@ __device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
   return half2_to_bits(__hmul2(bits_to_half2(a), bits_to_half2(b)));
 }
 
+// Decode weights are read exactly once (gfx11 uses a nontemporal load): a read-only load that
+// does not allocate in L1 keeps them from evicting the scales that are reused from cache.
+// U32x4 comes from arch.cuh, the only includer of the arch headers.
+__device__ inline U32x4 load_stream16(const uint32_t* p) {
+  U32x4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
 }  // namespace w4a16::arch

@@ -44,16 +44,6 @@ __device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
   return fmaf(a.hi, b.hi, fmaf(a.lo, b.lo, acc));
 }
 
-// Weights are read exactly once (gfx11 uses a nontemporal load): a read-only load that does not allocate in L1 keeps them from
-// evicting the scales that are reused from cache.
-__device__ inline U32x4 load_stream16(const uint32_t* p) {
-  U32x4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // Largest M for which the gemm op takes the decode kernel: gfx11.cuh's value, so that this build
 // exercises the AMD build's dispatch.
 constexpr int kGemmDot2MaxM = 16;
