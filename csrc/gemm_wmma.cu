@@ -75,7 +75,7 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   p.m = static_cast<int>(m);
   p.n = static_cast<int>(n);
   p.k = static_cast<int>(k);
-  p.group_size = static_cast<int>(k / scales.size(0));
+  p.group = GroupDivisor::of(static_cast<int>(k / scales.size(0)));
 
   const bool bf16 = a.scalar_type() == at::kBFloat16;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "arch/arch.cuh"
 #include "dequant.cuh"
 
@@ -47,6 +49,25 @@ struct WmmaTile {
   static_assert(kLdsBytes <= 65536, "RDNA3 gives a workgroup at most 64 KiB of LDS");
 };
 
+// k / G for 0 <= k < 2^31 and 8 <= G < 2^31 as a multiply-high and a shift (Granlund and
+// Montgomery, "Division by invariant integers using multiplication", 1994): with
+// 2^(l-1) < G <= 2^l, magic = ceil(2^(31+l) / G) < 2^32 and k / G = (k * magic) >> (31 + l) for
+// every such k (k * (magic * G - 2^(31+l)) < 2^31 * G <= 2^(31+l)). The kernel needs the group of
+// a K index every K step; an integer division there costs tens of instructions.
+struct GroupDivisor {
+  uint32_t magic;
+  int shift;  // l - 1, applied to the high 32 bits of k * magic
+
+  __host__ __device__ static GroupDivisor of(int g) {
+    int l = 0;
+    while ((int64_t{1} << l) < g) ++l;
+    return {static_cast<uint32_t>(((int64_t{1} << (31 + l)) + g - 1) / g), l - 1};
+  }
+  __device__ uint32_t operator()(uint32_t k) const {
+    return static_cast<uint32_t>(static_cast<uint64_t>(k) * magic >> 32) >> shift;
+  }
+};
+
 struct WmmaGemmArgs {
   const uint16_t* a;       // [M, K] fp16/bf16 bits
   const uint32_t* b_q;     // [K / 8, N], nibble i of a word = K offset i
@@ -55,64 +76,118 @@ struct WmmaGemmArgs {
   const int32_t* perm;     // [K] (act-order: kernel K index -> column of a), or null
   const uint16_t* bias;    // [N] or null
   uint16_t* out;           // [M, N]
-  int m, n, k, group_size;
+  int m, n, k;             // K > 0 (ops.cpp checks it)
+  GroupDivisor group;      // K index -> its group (row of scales and zeros)
 };
 
 // One thread's share of the next K tile, held in registers while the current tile is multiplied.
 template <class Tile>
 struct WmmaStage {
-  uint4 a[Tile::kAVecs];            // 8 consecutive K values of one row of a (zero outside)
-  uint32_t b[Tile::kBWords];        // one b_q word: 8 K values of one column (0 outside)
-  uint16_t scale[Tile::kBWords];    // its group's scale (0 outside, so the column dequantises to 0)
+  uint4 a[Tile::kAVecs];            // 8 consecutive K values of one row of a (zero past K)
+  uint32_t b[Tile::kBWords];        // one b_q word: 8 K values of one column (0 past K)
+  uint16_t scale[Tile::kBWords];    // its group's scale (0 past K, so the word dequantises to 0)
   uint32_t zero[Tile::kBWords];     // its group's zero point
 };
 
-// Activation vector v of the tile: row v / (kBK / 8), K offset 8 * (v % (kBK / 8)). Consecutive
-// threads read consecutive 16-byte pieces of a row (coalesced).
-template <class Tile, bool kHasPerm>
-__device__ inline void load_a_tile(WmmaStage<Tile>& st, const WmmaGemmArgs& p, int m0, int k0) {
-  constexpr int kVecsPerRow = Tile::kBK / 8;
+// Where a thread's share sits in every K tile; computed once, before the K loop. kThreads is a
+// multiple of kBK / 8 and of kBN, so all of a thread's activation vectors have one K offset and
+// all of its words one column.
+template <class Tile>
+struct StageMap {
+  static constexpr int kVecsPerRow = Tile::kBK / 8;
+  static constexpr int kARowStep = Tile::kThreads / kVecsPerRow;  // tile rows from vector j to j + 1
+  static constexpr int kBKStep = 8 * (Tile::kThreads / Tile::kBN);  // K offset from word j to j + 1
+  static_assert(Tile::kThreads % kVecsPerRow == 0 && Tile::kThreads % Tile::kBN == 0,
+                "a thread's vectors share one K offset and its words one column");
+
+  // Activation vector j: tile row a_row + j * kARowStep, K offset a_k; consecutive threads read
+  // consecutive 16-byte pieces of a row (coalesced).
+  int a_row, a_k;
+  // Word j: tile column b_col, K offset b_k + j * kBKStep; consecutive threads read consecutive
+  // columns (coalesced). G % 8 == 0, so all 8 K values of a word share one group.
+  int b_col, b_k;
+
+  __device__ static StageMap of_thread() {
+    const int t = arch::thread_id();
+    return {t / kVecsPerRow, 8 * (t % kVecsPerRow), t % Tile::kBN, 8 * (t / Tile::kBN)};
+  }
+};
+
+// A thread's global sources: rows of a and one column of the weights, fixed for the whole K loop.
+// Rows past M and columns past N are clamped to the last real one: they only feed outputs the
+// epilogue does not store, so every load stays in bounds without a mask.
+template <class Tile>
+struct StageSource {
+  const uint16_t* a_row[Tile::kAVecs];  // a[row of vector j][0]
+  const uint32_t* b_col;                // b_q[0][n]
+  const uint16_t* scale_col;            // scales[0][n]
+  const uint32_t* zeros_col;            // zeros[0][n / 8] (null when symmetric)
+  int n;                                // the thread's column of the weights
+
+  __device__ static StageSource of(const StageMap<Tile>& at, const WmmaGemmArgs& p, int m0, int n0) {
+    StageSource s;
+#pragma unroll
+    for (int j = 0; j < Tile::kAVecs; ++j) {
+      const int row = m0 + at.a_row + j * StageMap<Tile>::kARowStep;
+      s.a_row[j] = p.a + static_cast<int64_t>(row < p.m ? row : p.m - 1) * p.k;
+    }
+    s.n = n0 + at.b_col < p.n ? n0 + at.b_col : p.n - 1;
+    s.b_col = p.b_q + s.n;
+    s.scale_col = p.scales + s.n;
+    s.zeros_col = p.zeros != nullptr ? p.zeros + s.n / 8 : nullptr;
+    return s;
+  }
+};
+
+// base + row * pitch bytes as one 32 x 32 -> 64-bit multiply-add (IMAD.WIDE.U32, v_mad_u64_u32).
+template <class T>
+__device__ inline const T* at_row(const T* base, uint32_t row, uint32_t pitch_bytes) {
+  return reinterpret_cast<const T*>(reinterpret_cast<const char*>(base) + static_cast<uint64_t>(row) * pitch_bytes);
+}
+
+// Loads K tile k0 into registers. kMaskK: the tile may reach past K (only the last one does);
+// K % 8 == 0, so a vector or word is wholly inside or outside.
+template <class Tile, bool kHasZeros, bool kHasPerm, bool kMaskK>
+__device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& src, const StageMap<Tile>& at,
+                                  const WmmaGemmArgs& p, int k0) {
+  const int ka = k0 + at.a_k;
+  const bool a_inside = !kMaskK || ka < p.k;
+  int4 c0 = make_int4(0, 0, 0, 0), c1 = make_int4(0, 0, 0, 0);
+  if constexpr (kHasPerm) {
+    // Act-order: kernel K index k reads column perm[k] of a; all vectors of a thread share k.
+    if (a_inside) {
+      c0 = *reinterpret_cast<const int4*>(p.perm + ka);
+      c1 = *reinterpret_cast<const int4*>(p.perm + ka + 4);
+    }
+  }
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    const int v = arch::thread_id() + j * Tile::kThreads;
-    const int row = m0 + v / kVecsPerRow;
-    const int k = k0 + 8 * (v % kVecsPerRow);
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (row < p.m && k < p.k) {  // K % 8 == 0: a vector is wholly inside or outside
-      const uint16_t* a_row = p.a + static_cast<int64_t>(row) * p.k;
+    if (a_inside) {
+      const uint16_t* a_row = src.a_row[j];
       if constexpr (kHasPerm) {
-        // Act-order: kernel K index k reads column perm[k] of a.
-        const int4 c0 = *reinterpret_cast<const int4*>(p.perm + k);
-        const int4 c1 = *reinterpret_cast<const int4*>(p.perm + k + 4);
         val.x = a_row[c0.x] | (static_cast<uint32_t>(a_row[c0.y]) << 16);
         val.y = a_row[c0.z] | (static_cast<uint32_t>(a_row[c0.w]) << 16);
         val.z = a_row[c1.x] | (static_cast<uint32_t>(a_row[c1.y]) << 16);
         val.w = a_row[c1.z] | (static_cast<uint32_t>(a_row[c1.w]) << 16);
       } else {
-        val = *reinterpret_cast<const uint4*>(a_row + k);
+        val = *reinterpret_cast<const uint4*>(a_row + ka);
       }
     }
     st.a[j] = val;
   }
-}
-
-// Word w of the tile: b_q row k0 / 8 + w / kBN, column n0 + w % kBN. Consecutive threads read
-// consecutive columns (coalesced); G % 8 == 0, so all 8 K values of a word share one group.
-template <class Tile, bool kHasZeros>
-__device__ inline void load_b_tile(WmmaStage<Tile>& st, const WmmaGemmArgs& p, int n0, int k0) {
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
-    const int w = arch::thread_id() + j * Tile::kThreads;
-    const int n = n0 + w % Tile::kBN;
-    const int k = k0 + 8 * (w / Tile::kBN);
+    const uint32_t k = k0 + at.b_k + j * StageMap<Tile>::kBKStep;
     uint32_t word = 0u, zero = 0u;
     uint16_t scale = 0u;
-    if (n < p.n && k < p.k) {
-      const int g = k / p.group_size;
-      word = p.b_q[static_cast<int64_t>(k / 8) * p.n + n];
-      scale = p.scales[static_cast<int64_t>(g) * p.n + n];
+    if (!kMaskK || k < static_cast<uint32_t>(p.k)) {
+      const uint32_t g = p.group(k);
+      // b_q row k / 8 starts (k / 8) * 4N = (k / 2) * N bytes in (k % 8 == 0).
+      word = *at_row(src.b_col, k / 2, p.n);
+      scale = *at_row(src.scale_col, g, 2u * p.n);
       if constexpr (kHasZeros) {
-        zero = zero_of(p.zeros[static_cast<int64_t>(g) * (p.n / 8) + n / 8], n);
+        zero = zero_of(*at_row(src.zeros_col, g, p.n / 2u), src.n);
       } else {
         zero = 8u;
       }
@@ -126,20 +201,39 @@ __device__ inline void load_b_tile(WmmaStage<Tile>& st, const WmmaGemmArgs& p, i
 // Registers -> LDS buffer: activations as they are, weights dequantised (natural K order) so the
 // 8 values of a word become one 16-byte piece of row n of the [n][k] B tile.
 template <class Tile, bool kBf16>
-__device__ inline void store_stage(const WmmaStage<Tile>& st, uint16_t* a_lds, uint16_t* b_lds) {
-  constexpr int kVecsPerRow = Tile::kBK / 8;
+__device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Tile>& at, uint16_t* a_lds,
+                                   uint16_t* b_lds) {
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    const int v = arch::thread_id() + j * Tile::kThreads;
-    *reinterpret_cast<uint4*>(a_lds + (v / kVecsPerRow) * Tile::kLd + 8 * (v % kVecsPerRow)) = st.a[j];
+    *reinterpret_cast<uint4*>(a_lds + (at.a_row + j * StageMap<Tile>::kARowStep) * Tile::kLd + at.a_k) = st.a[j];
   }
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
-    const int w = arch::thread_id() + j * Tile::kThreads;
     uint32_t q[4];
     dequant8<kBf16>(st.b[j], make_group_dequant<kBf16>(st.scale[j], st.zero[j]), q);
-    *reinterpret_cast<uint4*>(b_lds + (w % Tile::kBN) * Tile::kLd + 8 * (w / Tile::kBN)) =
+    *reinterpret_cast<uint4*>(b_lds + at.b_col * Tile::kLd + at.b_k + j * StageMap<Tile>::kBKStep) =
         make_uint4(q[0], q[1], q[2], q[3]);
+  }
+}
+
+// One K tile of this wave's accumulators from an LDS buffer; a_lds / b_lds point at the wave's
+// first row of A and of B ([n][k]).
+template <class Tile, bool kBf16>
+__device__ inline void multiply_stage(arch::WmmaAcc (&acc)[Tile::kFragsM][Tile::kFragsN], const uint16_t* a_lds,
+                                      const uint16_t* b_lds, int lane) {
+#pragma unroll
+  for (int ks = 0; ks < Tile::kBK; ks += 16) {
+    arch::WmmaFragA fa[Tile::kFragsM];
+    arch::WmmaFragB fb[Tile::kFragsN];
+#pragma unroll
+    for (int i = 0; i < Tile::kFragsM; ++i) arch::wmma_load_a(fa[i], a_lds + 16 * i * Tile::kLd + ks, Tile::kLd, lane);
+#pragma unroll
+    for (int j = 0; j < Tile::kFragsN; ++j) arch::wmma_load_b(fb[j], b_lds + 16 * j * Tile::kLd + ks, Tile::kLd, lane);
+#pragma unroll
+    for (int i = 0; i < Tile::kFragsM; ++i) {
+#pragma unroll
+      for (int j = 0; j < Tile::kFragsN; ++j) arch::wmma_mma<kBf16>(acc[i][j], fa[i], fb[j]);
+    }
   }
 }
 
@@ -154,7 +248,6 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   const int wave_n = (wave % Tile::kWarpsN) * Tile::kWarpN;  // first tile column of this wave
   const int m0 = arch::block_id_y() * Tile::kBM;
   const int n0 = arch::block_id_x() * Tile::kBN;
-  const int k_tiles = (p.k + Tile::kBK - 1) / Tile::kBK;
 
   arch::WmmaAcc acc[Tile::kFragsM][Tile::kFragsN];
 #pragma unroll
@@ -163,44 +256,36 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     for (int j = 0; j < Tile::kFragsN; ++j) arch::wmma_zero(acc[i][j]);
   }
 
+  // A stage buffer holds A rows ([m][k]) then, kBM * kLd further, B rows ([n][k]).
+  const StageMap<Tile> at = StageMap<Tile>::of_thread();
+  const StageSource<Tile> src = StageSource<Tile>::of(at, p, m0, n0);
   WmmaStage<Tile> st;
-  load_a_tile<Tile, kHasPerm>(st, p, m0, 0);
-  load_b_tile<Tile, kHasZeros>(st, p, n0, 0);
-  store_stage<Tile, kBf16>(st, lds, lds + Tile::kBM * Tile::kLd);
+  load_stage<Tile, kHasZeros, kHasPerm, true>(st, src, at, p, 0);
+  store_stage<Tile, kBf16>(st, at, lds, lds + Tile::kBM * Tile::kLd);
   arch::barrier();
 
-  for (int kt = 0; kt < k_tiles; ++kt) {
-    const bool has_next = kt + 1 < k_tiles;
-    if (has_next) {  // global loads of the next tile are in flight during the math below
-      load_a_tile<Tile, kHasPerm>(st, p, m0, (kt + 1) * Tile::kBK);
-      load_b_tile<Tile, kHasZeros>(st, p, n0, (kt + 1) * Tile::kBK);
-    }
-    const uint16_t* a_lds = lds + (kt & 1) * Tile::kStageElems;
-    const uint16_t* b_lds = a_lds + Tile::kBM * Tile::kLd;
-#pragma unroll
-    for (int ks = 0; ks < Tile::kBK; ks += 16) {
-      arch::WmmaFragA fa[Tile::kFragsM];
-      arch::WmmaFragB fb[Tile::kFragsN];
-#pragma unroll
-      for (int i = 0; i < Tile::kFragsM; ++i)
-        arch::wmma_load_a(fa[i], a_lds + (wave_m + 16 * i) * Tile::kLd + ks, Tile::kLd, lane);
-#pragma unroll
-      for (int j = 0; j < Tile::kFragsN; ++j)
-        arch::wmma_load_b(fb[j], b_lds + (wave_n + 16 * j) * Tile::kLd + ks, Tile::kLd, lane);
-#pragma unroll
-      for (int i = 0; i < Tile::kFragsM; ++i) {
-#pragma unroll
-        for (int j = 0; j < Tile::kFragsN; ++j) arch::wmma_mma<kBf16>(acc[i][j], fa[i], fb[j]);
-      }
-    }
-    if (has_next) {
-      uint16_t* next = lds + ((kt + 1) & 1) * Tile::kStageElems;
-      store_stage<Tile, kBf16>(st, next, next + Tile::kBM * Tile::kLd);
-    }
-    // One barrier per K step suffices with two buffers: it publishes buffer (kt + 1) & 1 and
-    // retires reads of buffer kt & 1, the next step's write target.
+  // K step kt: the global loads of tile kt + 1 are in flight while tile kt is multiplied from
+  // buffer `cur`; then tile kt + 1 is stored to `next`. One barrier per step suffices with two
+  // buffers: it publishes `next` and retires the reads of `cur`, the following step's write target.
+  uint16_t* cur = lds;
+  uint16_t* next = lds + Tile::kStageElems;
+  const auto k_step = [&](int kt, auto mask_k) {
+    load_stage<Tile, kHasZeros, kHasPerm, decltype(mask_k)::value>(st, src, at, p, (kt + 1) * Tile::kBK);
+    multiply_stage<Tile, kBf16>(acc, cur + wave_m * Tile::kLd, cur + (Tile::kBM + wave_n) * Tile::kLd, lane);
+    store_stage<Tile, kBf16>(st, at, next, next + Tile::kBM * Tile::kLd);
     arch::barrier();
-  }
+    uint16_t* const done = cur;
+    cur = next;
+    next = done;
+  };
+  // Only the last tile can reach past K: every tile before it loads without K masks.
+  const int k_tiles = (p.k + Tile::kBK - 1) / Tile::kBK;
+  const int k_whole_tiles = p.k / Tile::kBK;
+  int kt = 0;
+  for (; kt + 1 < k_whole_tiles; ++kt) k_step(kt, std::false_type{});
+  if (kt + 1 < k_tiles) k_step(kt, std::true_type{});
+  multiply_stage<Tile, kBf16>(acc, cur + wave_m * Tile::kLd, cur + (Tile::kBM + wave_n) * Tile::kLd, lane);
+  arch::barrier();  // the epilogue below overwrites the stage buffers
 
   // Epilogue: accumulators (+ bias, in fp32) -> out dtype -> LDS tile -> 16-byte global stores.
   uint16_t* const out_lds = lds;
