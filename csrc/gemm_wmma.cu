@@ -13,7 +13,7 @@ namespace {
 template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
 void launch_tile(const WmmaGemmArgs& p, cudaStream_t stream) {
   const dim3 grid((p.n + Tile::kBN - 1) / Tile::kBN, (p.m + Tile::kBM - 1) / Tile::kBM);
-  TORCH_CHECK(grid.y <= 65535u, "gemm_wmma: M = ", p.m, " needs more than 65535 row blocks");
+  TORCH_CHECK(grid.y <= 65535u, "gemm_wmma: M = ", std::to_string(p.m), " needs more than 65535 row blocks");
   gemm_wmma_kernel<Tile, kBf16, kHasZeros, kHasPerm><<<grid, Tile::kThreads, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -18,10 +18,15 @@ using OptTensor = std::optional<torch::Tensor>;
 
 constexpr int64_t kPack = 8;  // 4-bit values per int32
 
-// "[d0, d1, ...]", as Python prints a shape; built by hand so the messages need no stream operator.
+// Integers reach the messages as strings made here: on the H100 build (torch 2.11), streaming an
+// int64_t into a TORCH_CHECK message from this module crashed the process (seen twice, cause not
+// found), while strings, devices and dtypes streamed fine.
+std::string num(int64_t value) { return std::to_string(value); }
+
+// "[d0, d1, ...]", as Python prints a shape.
 std::string list_str(c10::IntArrayRef values) {
   std::string s = "[";
-  for (size_t i = 0; i < values.size(); ++i) s += (i ? ", " : "") + std::to_string(values[i]);
+  for (size_t i = 0; i < values.size(); ++i) s += (i ? ", " : "") + num(values[i]);
   return s + "]";
 }
 std::string shape_str(const torch::Tensor& t) { return list_str(t.sizes()); }
@@ -41,49 +46,49 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
   TORCH_CHECK(a.dim() == 2, "a: expected a 2-D tensor [M, K] (flatten leading dimensions first), got shape ",
               shape_str(a));
   const int64_t k = a.size(1);
-  TORCH_CHECK(k > 0 && k % kPack == 0, "a: expected K = a.shape[1] a positive multiple of 8, got K = ", k);
+  TORCH_CHECK(k > 0 && k % kPack == 0, "a: expected K = a.shape[1] a positive multiple of 8, got K = ", num(k));
   TORCH_CHECK(a.is_contiguous(), "a: expected a contiguous tensor, got strides ", strides_str(a), " for shape ",
               shape_str(a));
 
   TORCH_CHECK(b_q.scalar_type() == torch::kInt, "b_q: expected dtype torch.int32, got ", b_q.scalar_type());
   TORCH_CHECK(b_q.dim() == 2, "b_q: expected a 2-D tensor [K/8, N], got shape ", shape_str(b_q));
-  TORCH_CHECK(b_q.size(0) == k / kPack, "b_q: expected shape [K/8, N] = [", k / kPack, ", N] (K = ", k,
+  TORCH_CHECK(b_q.size(0) == k / kPack, "b_q: expected shape [K/8, N] = [", num(k / kPack), ", N] (K = ", num(k),
               " from a), got shape ", shape_str(b_q));
   const int64_t n = b_q.size(1);
-  TORCH_CHECK(n > 0 && n % kPack == 0, "b_q: expected N = b_q.shape[1] a positive multiple of 8, got N = ", n);
+  TORCH_CHECK(n > 0 && n % kPack == 0, "b_q: expected N = b_q.shape[1] a positive multiple of 8, got N = ", num(n));
   check_placement("b_q", b_q, a);
 
   TORCH_CHECK(scales.scalar_type() == a.scalar_type(), "scales: expected dtype ", a.scalar_type(),
               " (same as a), got ", scales.scalar_type());
-  TORCH_CHECK(scales.dim() == 2 && scales.size(1) == n, "scales: expected a 2-D tensor [K/G, N] with N = ", n,
+  TORCH_CHECK(scales.dim() == 2 && scales.size(1) == n, "scales: expected a 2-D tensor [K/G, N] with N = ", num(n),
               ", got shape ", shape_str(scales));
   const int64_t groups = scales.size(0);
-  TORCH_CHECK(groups > 0 && k % groups == 0, "scales: expected a number of rows K/G that divides K = ", k, ", got ",
-              groups, " rows");
+  TORCH_CHECK(groups > 0 && k % groups == 0, "scales: expected a number of rows K/G that divides K = ", num(k), ", got ",
+              num(groups), " rows");
   TORCH_CHECK((k / groups) % kPack == 0, "scales: expected group size G = K / scales.shape[0] a multiple of 8, got G = ",
-              k, " / ", groups, " = ", k / groups);
+              num(k), " / ", num(groups), " = ", num(k / groups));
   check_placement("scales", scales, a);
 
   if (zeros) {
     TORCH_CHECK(zeros->scalar_type() == torch::kInt, "zeros: expected dtype torch.int32, got ", zeros->scalar_type());
     TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == groups && zeros->size(1) == n / kPack,
-                "zeros: expected shape [K/G, N/8] = [", groups, ", ", n / kPack, "], got ", shape_str(*zeros));
+                "zeros: expected shape [K/G, N/8] = [", num(groups), ", ", num(n / kPack), "], got ", shape_str(*zeros));
     check_placement("zeros", *zeros, a);
   }
   if (perm) {
     TORCH_CHECK(perm->scalar_type() == torch::kInt, "perm: expected dtype torch.int32, got ", perm->scalar_type());
-    TORCH_CHECK(perm->dim() == 1 && perm->size(0) == k, "perm: expected shape [K] = [", k, "], got ", shape_str(*perm));
+    TORCH_CHECK(perm->dim() == 1 && perm->size(0) == k, "perm: expected shape [K] = [", num(k), "], got ", shape_str(*perm));
     check_placement("perm", *perm, a);
   }
   if (bias) {
     TORCH_CHECK(bias->scalar_type() == a.scalar_type(), "bias: expected dtype ", a.scalar_type(), " (same as a), got ",
                 bias->scalar_type());
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == n, "bias: expected shape [N] = [", n, "], got ", shape_str(*bias));
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == n, "bias: expected shape [N] = [", num(n), "], got ", shape_str(*bias));
     check_placement("bias", *bias, a);
   }
   TORCH_CHECK(a.size(0) <= INT32_MAX && k <= INT32_MAX && n <= INT32_MAX,
-              "a, b_q: expected M, K and N below 2^31 (32-bit kernel indices), got M = ", a.size(0), ", K = ", k,
-              ", N = ", n);
+              "a, b_q: expected M, K and N below 2^31 (32-bit kernel indices), got M = ", num(a.size(0)),
+              ", K = ", num(k), ", N = ", num(n));
 }
 
 using Launcher = void (*)(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const OptTensor&,
