@@ -40,6 +40,7 @@ import torch
 import triton
 import triton.language as tl
 
+from w4a16_rdna3._ops import gemm_fake
 from w4a16_rdna3.checks import PACK_FACTOR, GemmShape, check_gemm_args
 
 _FP32_2POW23_BITS = 0x4B000000  # bit pattern of 2.0**23: its low 23 mantissa bits are zero
@@ -372,14 +373,5 @@ def gemm_triton(
     return _launch(a, b_q, scales, zeros, perm, bias, shape, config)
 
 
-@gemm_triton.register_fake
-def _gemm_triton_fake(
-    a: torch.Tensor,
-    b_q: torch.Tensor,
-    scales: torch.Tensor,
-    zeros: torch.Tensor | None = None,
-    perm: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-) -> torch.Tensor:
-    shape = check_gemm_args(a, b_q, scales, zeros, perm, bias)
-    return a.new_empty((shape.m, shape.n))
+# The same fake impl as the native ops: argument checks, then an [M, N] output of a's dtype.
+gemm_triton.register_fake(gemm_fake)
