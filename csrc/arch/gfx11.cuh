@@ -58,18 +58,7 @@ __device__ inline uint32_t pk_sub_f16(uint32_t a, uint32_t b) {
 __device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
   return __builtin_bit_cast(uint32_t, __builtin_bit_cast(F16x2, a) * __builtin_bit_cast(F16x2, b));
 }
-
-// Packed bf16 arithmetic: gfx11 has none, so each half is widened (exact), combined in fp32 and
-// narrowed with round to nearest even: the result of an IEEE bf16 operation.
-__device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
-  return uint32_t{float_to_bits<true>(lo)} | (uint32_t{float_to_bits<true>(hi)} << 16);
-}
-__device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
-  return pk_bf16_pack(as_float(a << 16) - as_float(b << 16), as_float(a & 0xFFFF0000u) - as_float(b & 0xFFFF0000u));
-}
-__device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
-  return pk_bf16_pack(as_float(a << 16) * as_float(b << 16), as_float(a & 0xFFFF0000u) * as_float(b & 0xFFFF0000u));
-}
+// Packed bf16 arithmetic (gfx11 has none): gfx11_bf16_math.cuh, shared with the emulation.
 
 // ---- dot2 (decode) ----
 // v_dot2_f32_f16 / v_dot2_f32_bf16 read packed 16-bit pairs straight from a VGPR, so an operand

@@ -10,20 +10,9 @@
 namespace w4a16::arch {
 
 // ---- common ----
-// Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh.
+// Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh. Packed bf16 arithmetic: gfx11's
+// own code, gfx11_bf16_math.cuh.
 constexpr int kWaveSize = 32;  // an NVIDIA warp models one RDNA3 wave32
-
-// Packed bf16 arithmetic as gfx11 does it (it has no packed bf16 instructions): each half widened
-// (exact), combined in fp32, narrowed with round to nearest even.
-__device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
-  return uint32_t{float_to_bits<true>(lo)} | (uint32_t{float_to_bits<true>(hi)} << 16);
-}
-__device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
-  return pk_bf16_pack(as_float(a << 16) - as_float(b << 16), as_float(a & 0xFFFF0000u) - as_float(b & 0xFFFF0000u));
-}
-__device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
-  return pk_bf16_pack(as_float(a << 16) * as_float(b << 16), as_float(a & 0xFFFF0000u) * as_float(b & 0xFFFF0000u));
-}
 
 // ---- dot2 (decode) ----
 // v_dot2_f32_f16 / v_dot2_f32_bf16 emulated: D = S0.lo * S1.lo + S0.hi * S1.hi + S2 (lo pairs with
