@@ -109,23 +109,16 @@ void launch_flags(const dot2::Dot2Args& args, const torch::Tensor& a) {
   return launch_rows<kBf16, false, false>(args, a);
 }
 
-// The kernel reads a and b_q 16 bytes at a time and scales 4 bytes at a time; a tensor that is a
-// view at an odd offset is copied once to an aligned buffer.
-torch::Tensor aligned(const torch::Tensor& t, uintptr_t alignment) {
-  return reinterpret_cast<uintptr_t>(t.data_ptr()) % alignment == 0 ? t : t.clone();
-}
-
 }  // namespace
 
 void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                       const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
                       const std::optional<torch::Tensor>& bias, torch::Tensor& out) {
   if (a.size(0) == 0) return;
-  const torch::Tensor a16 = aligned(a, 16), b16 = aligned(b_q, 16), s4 = aligned(scales, 4);
   dot2::Dot2Args args{};
-  args.a = reinterpret_cast<const uint16_t*>(a16.data_ptr());
-  args.b_q = reinterpret_cast<const uint32_t*>(b16.data_ptr());
-  args.scales = reinterpret_cast<const uint16_t*>(s4.data_ptr());
+  args.a = reinterpret_cast<const uint16_t*>(a.data_ptr());
+  args.b_q = reinterpret_cast<const uint32_t*>(b_q.data_ptr());
+  args.scales = reinterpret_cast<const uint16_t*>(scales.data_ptr());
   args.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;
   args.perm = perm ? perm->data_ptr<int32_t>() : nullptr;
   args.bias = bias ? reinterpret_cast<const uint16_t*>(bias->data_ptr()) : nullptr;
@@ -135,9 +128,9 @@ void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   args.n = static_cast<int>(b_q.size(1));
   args.rows_per_group = static_cast<int>(a.size(1) / scales.size(0) / 8);
   if (a.scalar_type() == torch::kBFloat16) {
-    launch_flags<true>(args, a16);
+    launch_flags<true>(args, a);
   } else {
-    launch_flags<false>(args, a16);
+    launch_flags<false>(args, a);
   }
 }
 

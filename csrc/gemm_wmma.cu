@@ -47,12 +47,6 @@ int multiprocessor_count(int device) {
   return count;
 }
 
-// 16-byte vector loads of a and perm: a tensor whose storage offset breaks that alignment is
-// copied once (contiguous views of fresh tensors never are).
-torch::Tensor aligned16(const torch::Tensor& t) {
-  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 ? t : t.clone();
-}
-
 }  // namespace
 
 void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
@@ -61,15 +55,13 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   const int64_t m = a.size(0), k = a.size(1), n = b_q.size(1);
   if (m == 0 || n == 0) return;
   TORCH_CHECK(reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0, "gemm_wmma: out must be 16-byte aligned");
-  const torch::Tensor a16 = aligned16(a);
-  const std::optional<torch::Tensor> perm16 = perm ? std::optional<torch::Tensor>(aligned16(*perm)) : std::nullopt;
 
   WmmaGemmArgs p;
-  p.a = reinterpret_cast<const uint16_t*>(a16.data_ptr());
+  p.a = reinterpret_cast<const uint16_t*>(a.data_ptr());
   p.b_q = reinterpret_cast<const uint32_t*>(b_q.data_ptr());
   p.scales = reinterpret_cast<const uint16_t*>(scales.data_ptr());
   p.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;
-  p.perm = perm16 ? perm16->data_ptr<int32_t>() : nullptr;
+  p.perm = perm ? perm->data_ptr<int32_t>() : nullptr;
   p.bias = bias ? reinterpret_cast<const uint16_t*>(bias->data_ptr()) : nullptr;
   p.out = reinterpret_cast<uint16_t*>(out.data_ptr());
   p.m = static_cast<int>(m);

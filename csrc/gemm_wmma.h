@@ -1,6 +1,7 @@
 // Prefill launcher: out = a[:, perm] @ dequant(b_q, scales, zeros) (+ bias) on 16x16x16 WMMA
 // tiles. Arguments are already checked by ops.cpp (devices, dtypes, shapes, contiguity, 32-bit
-// sizes) and the device guard is set; out is [M, N] of a's dtype. Launches on the current stream.
+// sizes; a, b_q and perm 16-byte aligned, scales 4-byte aligned) and the device guard is set; out
+// is [M, N] of a's dtype. Launches on the current stream.
 #pragma once
 
 #include <optional>

@@ -94,12 +94,20 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
 using Launcher = void (*)(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const OptTensor&,
                           const OptTensor&, const OptTensor&, torch::Tensor&);
 
+// The kernels read a, b_q and perm 16 bytes at a time and scales 4 bytes at a time; a tensor that
+// is a view at an odd offset is copied once to an aligned buffer (fresh tensors never are).
+torch::Tensor aligned(const torch::Tensor& t, uintptr_t alignment) {
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % alignment == 0 ? t : t.clone();
+}
+
 torch::Tensor run(Launcher launch, const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                   const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
   check_gemm_args(a, b_q, scales, zeros, perm, bias);
   const c10::cuda::CUDAGuard guard(a.device());
   torch::Tensor out = torch::empty({a.size(0), b_q.size(1)}, a.options());
-  if (a.size(0) > 0) launch(a, b_q, scales, zeros, perm, bias, out);
+  if (a.size(0) == 0) return out;
+  const OptTensor perm16 = perm ? OptTensor(aligned(*perm, 16)) : std::nullopt;
+  launch(aligned(a, 16), aligned(b_q, 16), aligned(scales, 4), zeros, perm16, bias, out);
   return out;
 }
 
