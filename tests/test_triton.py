@@ -36,10 +36,14 @@ if DEVICE == "cpu" and not triton.knobs.runtime.interpret:
     pytest.skip("w4a16_rdna3.triton_w4a16 was imported before TRITON_INTERPRET=1 was set and there is no GPU "
                 "(set TRITON_INTERPRET=1 in tests/conftest.py)", allow_module_level=True)
 
-# Small blocks keep the interpreter fast; split-K configs split K into 3 and 2 parts.
+# Small blocks keep the interpreter fast; split-K configs split K into 3 and 2 parts. The GEMV
+# kernel loads scales once per step where a step lies inside one group, else once per packed
+# row: "gemv" and "gemv-splitk" steps (4 and 2 packed rows) fit in every group here but K=136's
+# one group of 17 rows, "gemv-wide" steps (16 rows, 2 splits) fit in the G=128 groups only.
 CONFIGS = {
     "gemv": TritonConfig("gemv", 1, 64, 32, 1, num_warps=1, num_stages=1),
     "gemv-splitk": TritonConfig("gemv", 1, 64, 16, 3, num_warps=1, num_stages=1),
+    "gemv-wide": TritonConfig("gemv", 1, 32, 128, 2, num_warps=4, num_stages=3, evict="evict_first"),
     "tiled": TritonConfig("tiled", 16, 32, 32, 1, num_warps=4, num_stages=1),
     "tiled-splitk": TritonConfig("tiled", 16, 32, 16, 2, num_warps=4, num_stages=1),
 }

@@ -7,10 +7,12 @@ q[8r + i, c]; `scales` [K/G, N]; `zeros` int32 [K/G, N/8] packed along N holding
 Two kernels share one dequantisation and one epilogue:
 
 * `_gemv_kernel` (decode, M <= 2): no tensor cores, one row of `a` per program. Each program
-  streams [BLOCK_K/8, BLOCK_N] tiles of packed words group by group and keeps a same-shaped fp32
-  accumulator, so the eight nibbles of a word, the scale (once per group) and the K reduction
-  stay inside one thread until the very end. At M = 1 the work is pure weight streaming; split-K
-  gives enough programs to keep every SM's memory pipe busy when N alone yields few column blocks.
+  streams [BLOCK_K/8, BLOCK_N] tiles of packed words down its K range, spread over all its warps,
+  and keeps a same-shaped fp32 accumulator, so the eight nibbles of a word, their scale and the K
+  reduction stay inside one thread until a single cross-warp sum at the end. At M = 1 the work is
+  pure weight streaming: tall tiles (64 packed rows by 32 columns over 4 warps, 16 words per
+  thread per step) keep many loads in flight, and a small split-K (1 to 4 on the benchmark
+  shapes) brings the program count to a few per SM.
 * `_tiled_kernel` (M > 2): tensor-core `tl.dot` on a dequantised [BLOCK_K, BLOCK_N] tile, with
   split-K for decode-sized M.
 
@@ -60,6 +62,7 @@ class TritonConfig:
     num_warps: int
     num_stages: int
     group_m: int = 8  # tiled only: rows of tiles that share B tiles in L2 (launch-order swizzle)
+    evict: str = ""  # gemv only: eviction policy of the weight loads ("" or "evict_first")
 
 
 @triton.jit
@@ -146,11 +149,14 @@ def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr
                  M, N, K, group_size, rows_per_split, two_pow23_bits,
                  HAS_ZEROS: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
                  IS_SPLIT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KP: tl.constexpr,
-                 NUM_STAGES: tl.constexpr):
+                 GROUP_ROWS: tl.constexpr, NUM_STAGES: tl.constexpr, EVICT: tl.constexpr):
     """Grid (M, N blocks, splits): one row of a per program, BLOCK_KP packed rows per step.
 
-    Rows of a are the fastest-varying program id, so the programs that read the same weight
-    tile for different rows run at about the same time and all but the first hit in L2.
+    The [BLOCK_KP, BLOCK_N] tile of packed words is spread over all the program's warps, so a
+    program covers a long K range with many loads in flight and needs split-K only where N alone
+    gives too few programs. Rows of a are the fastest-varying program id, so the programs that
+    read the same weight tile for different rows run at about the same time and all but the
+    first hit in L2.
     """
     m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -161,33 +167,33 @@ def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr
     a_row = a_ptr + m.to(tl.int64) * K
 
     # acc[r, n] sums a[k] * w[k, n] over the K values k of every packed row this thread visits at
-    # tile row r; the sum over tile rows happens once, after the loops. The outer loop walks the
-    # groups of this split, so scale and zero are loaded (and applied) once per group.
+    # tile row r; the sum over tile rows (across threads and warps) happens once, after the loop.
     acc = tl.zeros([BLOCK_KP, BLOCK_N], dtype=tl.float32)
-    rows_per_group = group_size // 8
-    for g in range(row_start // rows_per_group, tl.cdiv(row_end, rows_per_group)):
-        scale, zero = _tile_dequant_params(s_ptr, z_ptr, tl.zeros([1], tl.int32) + g, offs_n, mask_n[None, :],
-                                           N, HAS_ZEROS)
-        g_start = tl.maximum(g * rows_per_group, row_start)
-        g_end = tl.minimum(g * rows_per_group + rows_per_group, row_end)
+    for r0 in tl.range(row_start, row_end, BLOCK_KP, num_stages=NUM_STAGES):
+        rows = r0 + tl.arange(0, BLOCK_KP)
+        mask_r = rows < row_end
+        mask = mask_r[:, None] & mask_n[None, :]
+        packed = tl.load(b_ptr + rows[:, None] * N + offs_n[None, :], mask=mask, other=0, eviction_policy=EVICT)
+        if GROUP_ROWS % BLOCK_KP == 0:
+            # Steps start at multiples of BLOCK_KP (so do splits), so a step never straddles two
+            # groups: one [1, BLOCK_N] load of scales (and zeros) serves the whole step.
+            scale, zero = _tile_dequant_params(s_ptr, z_ptr, tl.zeros([1], tl.int32) + r0 // GROUP_ROWS, offs_n,
+                                               mask_n[None, :], N, HAS_ZEROS)
+        else:
+            scale, zero = _tile_dequant_params(s_ptr, z_ptr, rows // GROUP_ROWS, offs_n, mask, N, HAS_ZEROS)
+        high = _high_nibbles(packed)
         part = tl.zeros([BLOCK_KP, BLOCK_N], dtype=tl.float32)
-        for r0 in tl.range(g_start, g_end, BLOCK_KP, num_stages=NUM_STAGES):
-            rows = r0 + tl.arange(0, BLOCK_KP)
-            mask_r = rows < g_end
-            packed = tl.load(b_ptr + rows[:, None] * N + offs_n[None, :], mask=mask_r[:, None] & mask_n[None, :],
-                             other=0)
-            high = _high_nibbles(packed)
-            for i in tl.static_range(8):
-                k_idx = rows * 8 + i
-                if HAS_PERM:
-                    k_idx = tl.load(perm_ptr + k_idx, mask=mask_r, other=0)
-                a_i = tl.load(a_row + k_idx, mask=mask_r, other=0.0).to(tl.float32)
-                if i < 5:
-                    w_i = _nibble_minus_zero(packed, 4 * i, zero, two_pow23_bits)
-                    part += (a_i * (1.0 / (1 << (4 * i))))[:, None] * w_i
-                else:
-                    w_i = _nibble_minus_zero(high, 4 * i - 20, zero, two_pow23_bits)
-                    part += (a_i * (1.0 / (1 << (4 * i - 20))))[:, None] * w_i
+        for i in tl.static_range(8):
+            k_idx = rows * 8 + i
+            if HAS_PERM:
+                k_idx = tl.load(perm_ptr + k_idx, mask=mask_r, other=0)
+            a_i = tl.load(a_row + k_idx, mask=mask_r, other=0.0).to(tl.float32)
+            if i < 5:
+                w_i = _nibble_minus_zero(packed, 4 * i, zero, two_pow23_bits)
+                part += (a_i * (1.0 / (1 << (4 * i))))[:, None] * w_i
+            else:
+                w_i = _nibble_minus_zero(high, 4 * i - 20, zero, two_pow23_bits)
+                part += (a_i * (1.0 / (1 << (4 * i - 20))))[:, None] * w_i
         acc += part * scale
     offs_m = m + tl.arange(0, 1)
     result = tl.sum(acc, axis=0)[None, :]
@@ -270,23 +276,26 @@ def _split_for(blocks: int, k_rows: int, rows_per_step: int, target_programs: in
     return split
 
 
-def _pow2_floor(x: int) -> int:
-    return 1 << (max(1, x).bit_length() - 1)
-
-
 def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
     """The launch configuration for an [m, k] x [k, n] problem.
 
-    Tuned on an H100 (benchmarks/tune_triton.py; results in benchmarks/): the GEMV kernel for
-    M <= 2, where streaming the weights is all the work, one warp per program and about 32
-    packed rows (256 K values) per split, which was the best split on all four benchmark shapes;
-    the tiled kernel with 16-row tiles and split-K up to M = 64 (one dequantisation serves all
-    rows); big tensor-core tiles beyond.
+    Tuned on an H100 (benchmarks/tune_triton.py; results in benchmarks/results_tune_H100.md):
+    the GEMV kernel for M <= 2, where streaming the weights is all the work: 32 columns and 64
+    packed rows (512 K values) per step over 4 warps, K split until there are about 3.5 programs
+    per SM, which picked the best or near-best split on all four benchmark shapes. At M = 1 no
+    software pipelining and an evict-first hint on the weights (read once) were measured faster;
+    at M = 2 the rows' programs share each weight tile through L2, and 3 stages without the hint
+    was the best tried. Then the tiled kernel with 16-row tiles and split-K up to M = 64 (one
+    dequantisation serves all rows); big tensor-core tiles beyond.
     """
     sms = _sm_count(device)
     k_rows = k // PACK_FACTOR
     if m <= 2:
-        return TritonConfig("gemv", 1, 256, 32, min(32, _pow2_floor(k_rows // 32)), num_warps=1, num_stages=3)
+        block_n, block_k = 32, 512
+        split = _split_for(m * triton.cdiv(n, block_n), k_rows, block_k // PACK_FACTOR, 7 * sms // 2, 32)
+        if m == 1:
+            return TritonConfig("gemv", 1, block_n, block_k, split, num_warps=4, num_stages=1, evict="evict_first")
+        return TritonConfig("gemv", 1, block_n, block_k, split, num_warps=4, num_stages=3)
     if m <= 64:
         block_m, block_n, block_k = 16 if m <= 16 else 32 if m <= 32 else 64, 128, 64
         blocks = triton.cdiv(m, block_m) * triton.cdiv(n, block_n)
@@ -342,7 +351,10 @@ def _launch(
                  IS_SPLIT=is_split, BLOCK_N=config.block_n, num_warps=config.num_warps)
     if config.kernel == "gemv":
         grid = (m, triton.cdiv(n, config.block_n), splits)
-        _gemv_kernel[grid](*args, BLOCK_KP=step_rows, NUM_STAGES=config.num_stages, **flags)
+        # The group size is a compile-time constant here (one kernel per G, per K when channelwise):
+        # the per-row group index becomes a shift, and a step that lies in one group is known.
+        _gemv_kernel[grid](*args, BLOCK_KP=step_rows, GROUP_ROWS=shape.group_size // PACK_FACTOR,
+                           NUM_STAGES=config.num_stages, EVICT=config.evict, **flags)
     else:
         grid = (triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n), splits)
         _tiled_kernel[grid](*args, BLOCK_M=config.block_m, BLOCK_K=config.block_k, GROUP_M=config.group_m,
