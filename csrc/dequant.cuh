@@ -43,28 +43,39 @@ __host__ __device__ constexpr int interleave_k8(int i) { return 2 * (i & 3) + (i
 // ---- decode with tensor cores: (q - z) * s pairs in the (j, j + 4) order ----
 
 // 1024 + q (fp16 0x6400 | q) or 128 + q (bf16 0x4300 | q, ulp 1 there) minus 1024 + z / 128 + z is
-// the exact integer q - z; the one multiply by s then rounds once.
+// the exact integer q - z; the one multiply by s then rounds once. fp16's 10-bit mantissa also holds
+// a nibble four bits up: 0x6400 | 16 q is 1024 + 16 q, and (1024 + 16 q) / 16 - (64 + z) is again the
+// exact q - z, in one fused multiply-add. Pairs 1 and 3 take that form and need no shift.
 struct PairDequant {
-  uint32_t zero_pair;   // 1024 + z (fp16) or 128 + z (bf16) in both halves
-  uint32_t scale_pair;  // s in both halves
+  uint32_t zero_pair;       // 1024 + z (fp16) or 128 + z (bf16) in both halves
+  uint32_t neg_zero64_pair; // fp16 -(64 + z) in both halves (unused for bf16)
+  uint32_t scale_pair;      // s in both halves
 };
 
 template <bool kBf16>
 __device__ inline PairDequant make_pair_dequant(uint16_t scale_bits, uint32_t zero) {
-  return {((kBf16 ? 0x4300u : 0x6400u) + zero) * 0x00010001u, scale_bits * 0x00010001u};
+  return {((kBf16 ? 0x4300u : 0x6400u) + zero) * 0x00010001u, (0xD400u + 16u * zero) * 0x00010001u,
+          scale_bits * 0x00010001u};
 }
 
 // p[j] = ((q[j] - z) * s, (q[j + 4] - z) * s), the pairing of offset_int_pairs.
 template <bool kBf16>
 __device__ inline void dequant8_interleaved(uint32_t w, const PairDequant& d, uint32_t (&p)[4]) {
-  constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;
+  if constexpr (kBf16) {
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const uint32_t biased = ((w >> (4 * j)) & 0x000F000Fu) | kMagic;
-    if constexpr (kBf16) {
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t biased = ((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
       p[j] = arch::pk_mul_bf16(arch::pk_sub_bf16(biased, d.zero_pair), d.scale_pair);
-    } else {
-      p[j] = arch::pk_mul_f16(arch::pk_sub_f16(biased, d.zero_pair), d.scale_pair);
+    }
+  } else {
+    constexpr uint32_t kMagic = 0x64006400u, kSixteenth = 0x2C002C00u;  // 1024, 1/16
+    const uint32_t w8 = w >> 8;
+    const uint32_t low[2] = {arch::and_or(w, 0x000F000Fu, kMagic), arch::and_or(w8, 0x000F000Fu, kMagic)};   // 0, 2
+    const uint32_t high[2] = {arch::and_or(w, 0x00F000F0u, kMagic), arch::and_or(w8, 0x00F000F0u, kMagic)};  // 1, 3
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      p[2 * h] = arch::pk_mul_f16(arch::pk_sub_f16(low[h], d.zero_pair), d.scale_pair);
+      p[2 * h + 1] = arch::pk_mul_f16(arch::pk_fma_f16(high[h], kSixteenth, d.neg_zero64_pair), d.scale_pair);
     }
   }
 }

@@ -126,7 +126,7 @@ void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   args.m = static_cast<int>(a.size(0));
   args.k = static_cast<int>(a.size(1));
   args.n = static_cast<int>(b_q.size(1));
-  args.rows_per_group = static_cast<int>(a.size(1) / scales.size(0) / 8);
+  args.group = GroupDivisor::of(static_cast<int>(a.size(1) / scales.size(0)));
   if (a.scalar_type() == torch::kBFloat16) {
     launch_flags<true>(args, a);
   } else {

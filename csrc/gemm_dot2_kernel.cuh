@@ -1,7 +1,7 @@
 // Decode GEMM (small M): out[M, N] = a[M, K] @ dequant(b_q, scales, zeros)[K, N] (+ bias).
 //
-// Memory bound: every int4 weight is read once, 16 bytes per lane per load, two batches of loads
-// in flight per wave. Activations of the block's rows are staged in LDS one K chunk at a time
+// Memory bound: every int4 weight is read once, 16 bytes per lane per load, a batch of loads in
+// flight per wave and many waves per CU/SM (few registers: no second batch held in registers). Activations of the block's rows are staged in LDS one K chunk at a time
 // (gathered through perm for act-order) and meet the weights in the arch's decode math: per-lane
 // dot2 on gfx11 (arch/decode_lanes.cuh), a warp-wide mma on NVIDIA (arch/cuda.cuh), fp32
 // accumulation in both. Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
@@ -15,17 +15,18 @@
 
 #include "arch/arch.cuh"
 #include "dequant.cuh"
+#include "group_divisor.cuh"
 
 namespace w4a16::dot2 {
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * arch::kWaveSize;
 constexpr int kColsPerLane = 4;  // one 16-byte b_q load: 4 int32 columns
 // A wave step covers kDecodeLaneRows b_q rows; its lanes split into that many row groups, each
 // group spanning kColsPerBlock contiguous columns (128 on gfx11: 512 bytes of one b_q row).
 constexpr int kLaneRows = arch::kDecodeLaneRows;
 constexpr int kColsPerBlock = arch::kWaveSize / kLaneRows * kColsPerLane;
-constexpr int kLoadsInFlight = 4;  // wave steps (one 16-byte load per lane each) per batch
+constexpr int kLoadsInFlight = arch::kDecodeLoadsInFlight;  // wave steps (a 16-byte load per lane each) per batch
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
 constexpr int kReduceRows = 4;                                    // rows per pass of the in-block reduction
 constexpr int kReduceThreads = 256;
@@ -52,7 +53,7 @@ struct Dot2Args {
   float* partial;          // [splits, M, N] when gridDim.y > 1
   uint16_t* out;           // [M, N]
   int m, k, n;
-  int rows_per_group;      // G / 8: packed b_q rows per scale row
+  GroupDivisor group;      // K index -> row of scales and zeros
   int rows_per_split;      // packed b_q rows per K split
   int splits;              // gridDim.y
 };
@@ -109,49 +110,33 @@ __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float
 // lane outside the rows or columns (scale 0 makes its weights exact zeros).
 struct RowLoad {
   arch::U32x4 w;
-  uint32_t scale_lo, scale_hi;  // scales of columns n0, n0 + 1 (lo) and n0 + 2, n0 + 3 (hi)
-  uint32_t zero_word;           // zeros int32 holding columns n0 .. n0 + 7 (n0 % 8 is 0 or 4)
+  arch::U32x2 scales;  // scales of columns n0, n0 + 1 (x) and n0 + 2, n0 + 3 (y)
+  uint32_t zero_word;  // zeros int32 holding columns n0 .. n0 + 7 (n0 % 8 is 0 or 4)
 };
 
+// Every address from the row itself (a multiply-high for its group, no running cursor): the loads
+// of a batch are independent and branch-free, so they all leave before the first is used.
 template <bool kHasZeros>
-__device__ inline RowLoad load_row(const Dot2Args& p, int kk, int group, int n0, bool valid) {
-  RowLoad l{{0u, 0u, 0u, 0u}, 0u, 0u, 0u};
+__device__ inline RowLoad load_row(const Dot2Args& p, int kk, int n0, bool valid) {
+  RowLoad l{{0u, 0u, 0u, 0u}, {0u, 0u}, 0u};
   if (valid) {
+    const uint32_t group = p.group(static_cast<uint32_t>(kk) * 8u);
     l.w = arch::load_stream16(p.b_q + static_cast<size_t>(kk) * p.n + n0);
-    const uint32_t* s = reinterpret_cast<const uint32_t*>(p.scales + static_cast<size_t>(group) * p.n + n0);
-    l.scale_lo = s[0];
-    l.scale_hi = s[1];
+    l.scales = *reinterpret_cast<const arch::U32x2*>(p.scales + static_cast<size_t>(group) * p.n + n0);
     l.zero_word = kHasZeros ? p.zeros[static_cast<size_t>(group) * (p.n / 8) + n0 / 8] : 0u;
   }
   return l;
 }
 
-// Scale row of the b_q rows a lane visits in increasing order: compares, no division.
-struct GroupCursor {
-  int group;
-  int rows_per_group;
-  int next_row;  // first b_q row of group + 1
-  __device__ GroupCursor(int kk, int rpg) : group(kk / rpg), rows_per_group(rpg), next_row((kk / rpg + 1) * rpg) {}
-  __device__ int of(int kk) {
-    while (kk >= next_row) {
-      ++group;
-      next_row += rows_per_group;
-    }
-    return group;
-  }
-};
-
 // Loads of the wave steps at chunk rows step, step + kLaneRows, ... (kLoadsInFlight of them); the
 // lane's row in a step is step + lane_row, loaded when below r_end and the columns are in range.
 template <bool kHasZeros>
 __device__ inline void load_batch(const Dot2Args& p, RowLoad (&loads)[kLoadsInFlight], int chunk0, int step,
-                                  int r_end, int lane_row, bool cols_in_range, GroupCursor& cursor, int n0) {
+                                  int r_end, int lane_row, bool cols_in_range, int n0) {
 #pragma unroll
   for (int u = 0; u < kLoadsInFlight; ++u) {
     const int r = step + u * kLaneRows + lane_row;
-    const int kk = chunk0 + r;
-    const bool valid = r < r_end && cols_in_range;
-    loads[u] = load_row<kHasZeros>(p, kk, valid ? cursor.of(kk) : 0, n0, valid);
+    loads[u] = load_row<kHasZeros>(p, chunk0 + r, n0, r < r_end && cols_in_range);
   }
 }
 
@@ -161,8 +146,8 @@ template <bool kBf16, bool kHasZeros, int kRows>
 __device__ inline void accumulate_step(arch::DecodeAcc<kRows>& acc, const RowLoad& l, const uint16_t* act_row,
                                        const float* asum_row, int n0, bool row_valid) {
   const uint32_t words[kColsPerLane] = {l.w.x, l.w.y, l.w.z, l.w.w};
-  const uint32_t scale_bits[kColsPerLane] = {l.scale_lo & 0xFFFFu, l.scale_lo >> 16, l.scale_hi & 0xFFFFu,
-                                             l.scale_hi >> 16};
+  const uint32_t scale_bits[kColsPerLane] = {l.scales.x & 0xFFFFu, l.scales.x >> 16, l.scales.y & 0xFFFFu,
+                                             l.scales.y >> 16};
   uint32_t pairs[kColsPerLane][4];
   float scale[kColsPerLane], zero_bias[kColsPerLane];
 #pragma unroll
@@ -213,27 +198,24 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
     const int per_warp = (rows + kWarps * kLaneRows - 1) / (kWarps * kLaneRows) * kLaneRows;
     const int r_begin = min(rows, warp * per_warp);
     const int r_end = min(rows, r_begin + per_warp);
-    GroupCursor cursor(chunk0 + r_begin, p.rows_per_group);
     // The first loads go out before the activations are staged: weights do not wait for LDS.
-    RowLoad cur[kLoadsInFlight];
-    load_batch<kHasZeros>(p, cur, chunk0, r_begin, r_end, lane_row, cols_in_range, cursor, n0);
+    RowLoad batch[kLoadsInFlight];
+    load_batch<kHasZeros>(p, batch, chunk0, r_begin, r_end, lane_row, cols_in_range, n0);
     arch::barrier();  // the previous chunk's activations are no longer read
     stage_activations<kBf16, kHasPerm, kRows>(p, act, asum, m0, chunk0, rows);
     arch::barrier();
     constexpr int kBatchRows = kLoadsInFlight * kLaneRows;
     for (int step = r_begin; step < r_end; step += kBatchRows) {
-      // Registers double-buffered: the next batch is in flight while this one is used.
-      RowLoad next[kLoadsInFlight];
-      load_batch<kHasZeros>(p, next, chunk0, step + kBatchRows, r_end, lane_row, cols_in_range, cursor, n0);
+      // One batch in registers at a time: while this wave waits for it, the many other resident
+      // waves (few registers each) keep the memory system busy.
+      if (step > r_begin) load_batch<kHasZeros>(p, batch, chunk0, step, r_end, lane_row, cols_in_range, n0);
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight; ++u) {
         const int r = step + u * kLaneRows + lane_row;
         if (step + u * kLaneRows < r_end) {  // the same for the whole wave: the mma needs all lanes
-          accumulate_step<kBf16, kHasZeros, kRows>(acc, cur[u], act + r * 8, asum + r, n0, r < r_end);
+          accumulate_step<kBf16, kHasZeros, kRows>(acc, batch[u], act + r * 8, asum + r, n0, r < r_end);
         }
       }
-#pragma unroll
-      for (int u = 0; u < kLoadsInFlight; ++u) cur[u] = next[u];
     }
   }
 

@@ -94,7 +94,7 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
 using Launcher = void (*)(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const OptTensor&,
                           const OptTensor&, const OptTensor&, torch::Tensor&);
 
-// The kernels read a, b_q and perm 16 bytes at a time and scales 4 bytes at a time; a tensor that
+// The kernels read a, b_q and perm 16 bytes at a time and scales 8 bytes at a time; a tensor that
 // is a view at an odd offset is copied once to an aligned buffer (fresh tensors never are).
 torch::Tensor aligned(const torch::Tensor& t, uintptr_t alignment) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % alignment == 0 ? t : t.clone();
@@ -107,7 +107,7 @@ torch::Tensor run(Launcher launch, const torch::Tensor& a, const torch::Tensor& 
   torch::Tensor out = torch::empty({a.size(0), b_q.size(1)}, a.options());
   if (a.size(0) == 0) return out;
   const OptTensor perm16 = perm ? OptTensor(aligned(*perm, 16)) : std::nullopt;
-  launch(aligned(a, 16), aligned(b_q, 16), aligned(scales, 4), zeros, perm16, bias, out);
+  launch(aligned(a, 16), aligned(b_q, 16), aligned(scales, 8), zeros, perm16, bias, out);
   return out;
 }
 

@@ -9,6 +9,10 @@ namespace w4a16::arch {
 struct alignas(16) U32x4 {
   uint32_t x, y, z, w;
 };
+// 8 bytes: the scales of a decode lane's 4 columns.
+struct alignas(8) U32x2 {
+  uint32_t x, y;
+};
 }  // namespace w4a16::arch
 
 // The decode math: per-lane dot2 on gfx11 and in its emulation (decode_lanes.cuh), a warp-wide

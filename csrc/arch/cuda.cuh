@@ -41,6 +41,10 @@ __device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
 // rounded once to 16 bits), in the (j, j + 4) pair order of the LDS activations.
 constexpr int kDecodeLaneRows = 4;         // b_q rows one warp covers per step
 constexpr bool kDecodeFullDequant = true;  // weights as (q - z) * s pairs
+// Wave steps whose loads a warp issues together. Measured on an H100 (decode sweep, M = 1..16, three
+// layer shapes): 2 beat 3, 4 and 8, since fewer registers per thread leave room for more resident
+// warps, and resident warps hide the memory latency better than a longer batch per warp.
+constexpr int kDecodeLoadsInFlight = 2;
 
 template <int kRows>
 struct DecodeAcc {

@@ -8,6 +8,9 @@ namespace w4a16::arch {
 
 constexpr int kDecodeLaneRows = 1;          // b_q rows one wave covers per step
 constexpr bool kDecodeFullDequant = false;  // weights as offset integers, not (q - z) * s
+// Wave steps whose loads a wave issues together: 64 bytes per lane (28 VGPRs with scales and zeros).
+// Not measured on gfx11 (no card here); NVIDIA's own value is in cuda.cuh.
+constexpr int kDecodeLoadsInFlight = 4;
 
 template <int kRows>
 struct DecodeAcc {

@@ -51,13 +51,20 @@ __device__ inline uint16_t float_to_bits(float x) {
   }
 }
 
-// Packed fp16 arithmetic on bit pairs (v_pk_add_f16 / v_pk_mul_f16), IEEE round to nearest even.
+// Packed fp16 arithmetic on bit pairs (v_pk_add_f16 / v_pk_mul_f16 / v_pk_fma_f16), IEEE round to
+// nearest even.
 __device__ inline uint32_t pk_sub_f16(uint32_t a, uint32_t b) {
   return __builtin_bit_cast(uint32_t, __builtin_bit_cast(F16x2, a) - __builtin_bit_cast(F16x2, b));
 }
 __device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
   return __builtin_bit_cast(uint32_t, __builtin_bit_cast(F16x2, a) * __builtin_bit_cast(F16x2, b));
 }
+__device__ inline uint32_t pk_fma_f16(uint32_t a, uint32_t b, uint32_t c) {
+  return __builtin_bit_cast(uint32_t, __builtin_elementwise_fma(__builtin_bit_cast(F16x2, a), __builtin_bit_cast(F16x2, b),
+                                                                __builtin_bit_cast(F16x2, c)));
+}
+// (a & mask) | bits: one v_and_or_b32.
+__device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { return (a & mask) | bits; }
 // Packed bf16 arithmetic (gfx11 has none): gfx11_bf16_math.cuh, shared with the emulation.
 
 // ---- dot2 (decode) ----

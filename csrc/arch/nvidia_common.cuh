@@ -53,13 +53,23 @@ __device__ inline uint32_t half2_to_bits(__half2 h) {
   return u;
 }
 
-// Packed fp16 arithmetic on bit pairs (HSUB2 / HMUL2), IEEE round to nearest even as gfx11's
-// v_pk_add_f16 / v_pk_mul_f16 compute them (fp16 denormals kept).
+// Packed fp16 arithmetic on bit pairs (HSUB2 / HMUL2 / HFMA2), IEEE round to nearest even as gfx11's
+// v_pk_add_f16 / v_pk_mul_f16 / v_pk_fma_f16 compute them (fp16 denormals kept).
 __device__ inline uint32_t pk_sub_f16(uint32_t a, uint32_t b) {
   return half2_to_bits(__hsub2(bits_to_half2(a), bits_to_half2(b)));
 }
 __device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
   return half2_to_bits(__hmul2(bits_to_half2(a), bits_to_half2(b)));
+}
+__device__ inline uint32_t pk_fma_f16(uint32_t a, uint32_t b, uint32_t c) {
+  return half2_to_bits(__hfma2(bits_to_half2(a), bits_to_half2(b), bits_to_half2(c)));
+}
+
+// (a & mask) | bits in one LOP3 (the compiler splits it in two when both constants are immediates).
+__device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(mask), "r"(bits));
+  return r;
 }
 
 // Decode weights are read exactly once (gfx11 uses a nontemporal load): a read-only load that
