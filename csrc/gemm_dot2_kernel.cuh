@@ -22,19 +22,21 @@ namespace w4a16::dot2 {
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * arch::kWaveSize;
 constexpr int kColsPerLane = 4;  // one 16-byte b_q load: 4 int32 columns
-// A wave step covers kDecodeLaneRows b_q rows; its lanes split into that many row groups, each
-// group spanning kColsPerBlock contiguous columns (128 on gfx11: 512 bytes of one b_q row).
-constexpr int kLaneRows = arch::kDecodeLaneRows;
-constexpr int kColsPerBlock = arch::kWaveSize / kLaneRows * kColsPerLane;
-constexpr int kLoadsInFlight = arch::kDecodeLoadsInFlight;  // wave steps (a 16-byte load per lane each) per batch
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
 constexpr int kReduceRows = 4;                                    // rows per pass of the in-block reduction
 constexpr int kReduceThreads = 256;
 
-// LDS of one block with a row tile of kRows: one chunk of activations (8 KiB whatever the tile;
-// 4096 K values at one row) with its 8-value sums, later reused for the waves' reduction.
+// A block with a row tile of kRows: the arch's decode math for it, the columns and rows of a wave
+// step, and its LDS: one chunk of activations (8 KiB whatever the tile; 4096 K values at one row)
+// with its 8-value sums, later reused for the waves' reduction.
 template <int kRows>
 struct Tile {
+  using Math = arch::DecodeMath<kRows>;
+  // A wave step covers kLaneRows b_q rows; its lanes split into that many row groups, each group
+  // spanning kColsPerBlock contiguous columns (128 with one row: 512 bytes of one b_q row).
+  static constexpr int kLaneRows = Math::kLaneRows;
+  static constexpr int kColsPerBlock = arch::kWaveSize / kLaneRows * kColsPerLane;
+  static constexpr int kLoadsInFlight = Math::kLoadsInFlight;  // wave steps (a 16-byte load per lane each)
   static constexpr int kChunkK = kRows == 1 ? 4096 : 8192 / kRows;
   static constexpr int kChunkRows = kChunkK / 8;  // b_q rows per chunk
   static constexpr int kPassRows = kRows < kReduceRows ? kRows : kReduceRows;
@@ -130,12 +132,12 @@ __device__ inline RowLoad load_row(const Dot2Args& p, int kk, int n0, bool valid
 
 // Loads of the wave steps at chunk rows step, step + kLaneRows, ... (kLoadsInFlight of them); the
 // lane's row in a step is step + lane_row, loaded when below r_end and the columns are in range.
-template <bool kHasZeros>
-__device__ inline void load_batch(const Dot2Args& p, RowLoad (&loads)[kLoadsInFlight], int chunk0, int step,
-                                  int r_end, int lane_row, bool cols_in_range, int n0) {
+template <bool kHasZeros, int kRows>
+__device__ inline void load_batch(const Dot2Args& p, RowLoad (&loads)[Tile<kRows>::kLoadsInFlight], int chunk0,
+                                  int step, int r_end, int lane_row, bool cols_in_range, int n0) {
 #pragma unroll
-  for (int u = 0; u < kLoadsInFlight; ++u) {
-    const int r = step + u * kLaneRows + lane_row;
+  for (int u = 0; u < Tile<kRows>::kLoadsInFlight; ++u) {
+    const int r = step + u * Tile<kRows>::kLaneRows + lane_row;
     loads[u] = load_row<kHasZeros>(p, chunk0 + r, n0, r < r_end && cols_in_range);
   }
 }
@@ -143,7 +145,7 @@ __device__ inline void load_batch(const Dot2Args& p, RowLoad (&loads)[kLoadsInFl
 // One wave step of one lane: its b_q row's weights in the arch's form (exact offset integers
 // 16 + q, or (q - z) * s), scales and zero terms, then the arch's decode math.
 template <bool kBf16, bool kHasZeros, int kRows>
-__device__ inline void accumulate_step(arch::DecodeAcc<kRows>& acc, const RowLoad& l, const uint16_t* act_row,
+__device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad& l, const uint16_t* act_row,
                                        const float* asum_row, int n0, bool row_valid) {
   const uint32_t words[kColsPerLane] = {l.w.x, l.w.y, l.w.z, l.w.w};
   const uint32_t scale_bits[kColsPerLane] = {l.scales.x & 0xFFFFu, l.scales.x >> 16, l.scales.y & 0xFFFFu,
@@ -153,7 +155,7 @@ __device__ inline void accumulate_step(arch::DecodeAcc<kRows>& acc, const RowLoa
 #pragma unroll
   for (int c = 0; c < kColsPerLane; ++c) {
     const uint32_t zero = kHasZeros ? zero_of(l.zero_word, n0 + c) : 8u;
-    if constexpr (arch::kDecodeFullDequant) {
+    if constexpr (Tile<kRows>::Math::kFullDequant) {
       dequant8_interleaved<kBf16>(words[c], make_pair_dequant<kBf16>(scale_bits[c], zero), pairs[c]);
     } else {
       offset_int_pairs<kBf16>(words[c], pairs[c]);
@@ -161,14 +163,19 @@ __device__ inline void accumulate_step(arch::DecodeAcc<kRows>& acc, const RowLoa
     scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
     zero_bias[c] = kOffsetIntBias + static_cast<float>(zero);
   }
-  arch::decode_accumulate<kBf16, kRows, Tile<kRows>::kChunkK, Tile<kRows>::kChunkRows>(acc, pairs, scale, zero_bias,
-                                                                                       act_row, asum_row, row_valid);
+  using T = Tile<kRows>;
+  T::Math::template accumulate<kBf16, T::kChunkK, T::kChunkRows>(acc, pairs, scale, zero_bias, act_row, asum_row,
+                                                                 row_valid);
 }
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
 __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
   static_assert(kRows >= 1 && kRows <= kMaxRows, "row tile");
   static_assert(Tile<kRows>::kSmemBytes <= 64 * 1024, "RDNA3 allows 64 KiB of LDS per workgroup");
+  using Math = typename Tile<kRows>::Math;
+  constexpr int kLaneRows = Tile<kRows>::kLaneRows;
+  constexpr int kColsPerBlock = Tile<kRows>::kColsPerBlock;
+  constexpr int kLoadsInFlight = Tile<kRows>::kLoadsInFlight;
   static_assert(Tile<kRows>::kChunkRows % kLaneRows == 0, "a chunk is whole wave steps");
   constexpr int kChunkK = Tile<kRows>::kChunkK;
   constexpr int kChunkRows = Tile<kRows>::kChunkRows;
@@ -189,8 +196,8 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
   const int kk_begin = arch::block_id_y() * p.rows_per_split;
   const int kk_end = min(p.k / 8, kk_begin + p.rows_per_split);
 
-  arch::DecodeAcc<kRows> acc;
-  arch::decode_zero(acc);
+  typename Math::Acc acc;
+  Math::zero(acc);
 
   for (int chunk0 = kk_begin; chunk0 < kk_end; chunk0 += kChunkRows) {
     const int rows = min(kChunkRows, kk_end - chunk0);
@@ -200,7 +207,7 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
     const int r_end = min(rows, r_begin + per_warp);
     // The first loads go out before the activations are staged: weights do not wait for LDS.
     RowLoad batch[kLoadsInFlight];
-    load_batch<kHasZeros>(p, batch, chunk0, r_begin, r_end, lane_row, cols_in_range, n0);
+    load_batch<kHasZeros, kRows>(p, batch, chunk0, r_begin, r_end, lane_row, cols_in_range, n0);
     arch::barrier();  // the previous chunk's activations are no longer read
     stage_activations<kBf16, kHasPerm, kRows>(p, act, asum, m0, chunk0, rows);
     arch::barrier();
@@ -208,7 +215,7 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
     for (int step = r_begin; step < r_end; step += kBatchRows) {
       // One batch in registers at a time: while this wave waits for it, the many other resident
       // waves (few registers each) keep the memory system busy.
-      if (step > r_begin) load_batch<kHasZeros>(p, batch, chunk0, step, r_end, lane_row, cols_in_range, n0);
+      if (step > r_begin) load_batch<kHasZeros, kRows>(p, batch, chunk0, step, r_end, lane_row, cols_in_range, n0);
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight; ++u) {
         const int r = step + u * kLaneRows + lane_row;
@@ -228,11 +235,10 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
   for (int r0 = 0; r0 < kRows; r0 += kPassRows) {
     arch::barrier();
 #pragma unroll
-    for (int slot = 0; slot < arch::kDecodeAccSlots<kRows>; ++slot) {
-      const int r = arch::decode_acc_row(lane, slot) - r0;
+    for (int slot = 0; slot < Math::kAccSlots; ++slot) {
+      const int r = Math::acc_row(lane, slot) - r0;
       if (r >= 0 && r < kPassRows) {
-        reduce[(warp * kPassRows + r) * kColsPerBlock + arch::decode_acc_col(lane, slot)] =
-            arch::decode_acc_value(acc, slot);
+        reduce[(warp * kPassRows + r) * kColsPerBlock + Math::acc_col(lane, slot)] = Math::acc_value(acc, slot);
       }
     }
     arch::barrier();

@@ -15,17 +15,15 @@ struct alignas(8) U32x2 {
 };
 }  // namespace w4a16::arch
 
-// The decode math: per-lane dot2 on gfx11 and in its emulation (decode_lanes.cuh), a warp-wide
-// mma in cuda.cuh's own dot2 section. Packed bf16 math: gfx11's fp32 route (gfx11_bf16_math.cuh)
+// The decode math (DecodeMath of each arch header): per-lane dot2 on gfx11 and in its emulation
+// (decode_lanes.cuh), on NVIDIA per-lane at M = 1 and a warp-wide mma above. Packed bf16 math: gfx11's fp32 route (gfx11_bf16_math.cuh)
 // on gfx11 and in its emulation, native on NVIDIA.
 #if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
 #include "gfx11.cuh"
 #include "gfx11_bf16_math.cuh"
-#include "decode_lanes.cuh"
 #elif defined(W4A16_RDNA3_EMULATION)
 #include "rdna3_emu.cuh"
 #include "gfx11_bf16_math.cuh"
-#include "decode_lanes.cuh"
 #else
 #include "cuda.cuh"
 #endif

@@ -5,6 +5,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "nvidia_common.cuh"
 
 namespace w4a16::arch {
@@ -33,43 +35,13 @@ __device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
 }
 
 // ---- dot2 (decode) ----
-// Decode math on NVIDIA: the warp multiplies with tensor cores (mma.sync m16n8k16, fp32
-// accumulation). There is no dot2 with fp32 accumulation here, and per-lane fp32 FMAs would cap
-// decode at the FMA rate (one per weight and row), below memory speed from M = 2 on. A step of the
-// warp is 4 b_q rows (32 K values) x 32 columns: lane t holds b_q row t % 4 and columns
-// 4 (t / 4) .. 4 (t / 4) + 3, its 16-byte load. Weights come fully dequantised ((q - z) * s,
-// rounded once to 16 bits), in the (j, j + 4) pair order of the LDS activations.
-constexpr int kDecodeLaneRows = 4;         // b_q rows one warp covers per step
-constexpr bool kDecodeFullDequant = true;  // weights as (q - z) * s pairs
-// Wave steps whose loads a warp issues together. Measured on an H100 (decode sweep, M = 1..16, three
-// layer shapes): 2 beat 3, 4 and 8, since fewer registers per thread leave room for more resident
-// warps, and resident warps hide the memory latency better than a longer batch per warp.
-constexpr int kDecodeLoadsInFlight = 2;
-
-template <int kRows>
-struct DecodeAcc {
-  float c[4][4];  // [n8 tile j = the lane's column j][m16n8 C register e]; 16 rows whatever kRows
-};
-template <int kRows>
-constexpr int kDecodeAccSlots = 16;
-
-// Slot 4 j + e of lane t: m16n8 C register e of tile j is row t / 4 + 8 (e / 2), tile column
-// 2 (t % 4) + e % 2; tile j's column n is column j of lane group n, i.e. wave column 4 n + j.
-__device__ inline int decode_acc_row(int lane, int slot) { return lane / 4 + 8 * ((slot % 4) / 2); }
-__device__ inline int decode_acc_col(int lane, int slot) { return 4 * (2 * (lane % 4) + slot % 2) + slot / 4; }
-template <int kRows>
-__device__ inline float decode_acc_value(const DecodeAcc<kRows>& acc, int slot) {
-  return acc.c[slot / 4][slot % 4];
-}
-
-template <int kRows>
-__device__ inline void decode_zero(DecodeAcc<kRows>& acc) {
-#pragma unroll
-  for (int j = 0; j < 4; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc.c[j][e] = 0.0f;
-}
-
+// Decode math on NVIDIA, chosen per row tile (DecodeMath below): at M = 1 gfx11's per-lane layout
+// (decode_lanes.cuh) with nvidia_common.cuh's fp32 dot2; from M = 2 on the warp multiplies with
+// tensor cores (mma.sync m16n8k16, fp32 accumulation), since per-lane fp32 FMAs (one per weight
+// and row) would cap decode at the FMA rate below memory speed. A step of the warp there is 4 b_q
+// rows (32 K values) x 32 columns: lane t holds b_q row t % 4 and columns 4 (t / 4) .. 4 (t / 4) + 3,
+// its 16-byte load. Weights come fully dequantised ((q - z) * s, rounded once to 16 bits), in the
+// (j, j + 4) pair order of the LDS activations.
 template <bool kBf16>
 __device__ inline void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   if constexpr (kBf16) {
@@ -85,28 +57,68 @@ __device__ inline void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], uint3
   }
 }
 
-// One step: two k16 slabs s. The slab's k order is chosen so that every operand register is one
-// stored pair. Lane t (g = t / 4, q = t % 4) gives B[k 2q, 2q + 1][n g] = its pair 2s and
-// B[k 2q + 8, 2q + 9][n g] = its pair 2s + 1, i.e. K offsets (2s, 2s + 4) and (2s + 1, 2s + 5) of
-// b_q row q; A[row g and g + 8][the same k] are then words 2s and 2s + 1 of b_q row q in LDS
-// (`act`: the lane's b_q row in activation row 0, rows kActStride values apart). Rows at or past
-// kRows, and a lane whose b_q row is outside the range, give zeros (its LDS row was not staged);
-// every lane takes part in the mma. Scale and zero are already in w.
-template <bool kBf16, int kRows, int kActStride, int kSumStride>
-__device__ inline void decode_accumulate(DecodeAcc<kRows>& acc, const uint32_t (&w)[4][4], const float (&)[4],
-                                         const float (&)[4], const uint16_t* act, const float*, bool row_valid) {
-  const int g = lane_id() / 4;
-  U32x4 lo{0u, 0u, 0u, 0u}, hi{0u, 0u, 0u, 0u};
-  if (row_valid && g < kRows) lo = *reinterpret_cast<const U32x4*>(act + g * kActStride);
-  if (row_valid && g + 8 < kRows) hi = *reinterpret_cast<const U32x4*>(act + (g + 8) * kActStride);
-  const uint32_t a_lo[4] = {lo.x, lo.y, lo.z, lo.w}, a_hi[4] = {hi.x, hi.y, hi.z, hi.w};
+template <int kRows>
+struct MmaDecode {
+  static constexpr int kLaneRows = 4;         // b_q rows one warp covers per step
+  static constexpr bool kFullDequant = true;  // weights as (q - z) * s pairs
+  // Wave steps whose loads a warp issues together. Measured on an H100 (decode sweep, M = 1..16,
+  // three layer shapes): 2 beat 3, 4 and 8, since fewer registers per thread leave room for more
+  // resident warps, and resident warps hide the memory latency better than a longer batch per warp.
+  static constexpr int kLoadsInFlight = 2;
+
+  struct Acc {
+    float c[4][4];  // [n8 tile j = the lane's column j][m16n8 C register e]; 16 rows whatever kRows
+  };
+  static constexpr int kAccSlots = 16;
+
+  // Slot 4 j + e of lane t: m16n8 C register e of tile j is row t / 4 + 8 (e / 2), tile column
+  // 2 (t % 4) + e % 2; tile j's column n is column j of lane group n, i.e. wave column 4 n + j.
+  __device__ static int acc_row(int lane, int slot) { return lane / 4 + 8 * ((slot % 4) / 2); }
+  __device__ static int acc_col(int lane, int slot) { return 4 * (2 * (lane % 4) + slot % 2) + slot / 4; }
+  __device__ static float acc_value(const Acc& acc, int slot) { return acc.c[slot / 4][slot % 4]; }
+
+  __device__ static void zero(Acc& acc) {
 #pragma unroll
-  for (int s = 0; s < 2; ++s) {
-    const uint32_t a[4] = {a_lo[2 * s], a_hi[2 * s], a_lo[2 * s + 1], a_hi[2 * s + 1]};
+    for (int j = 0; j < 4; ++j)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) mma_m16n8k16<kBf16>(acc.c[j], a, w[j][2 * s], w[j][2 * s + 1]);
+      for (int e = 0; e < 4; ++e) acc.c[j][e] = 0.0f;
   }
-}
+
+  // One step: two k16 slabs s. The slab's k order is chosen so that every operand register is one
+  // stored pair. Lane t (g = t / 4, q = t % 4) gives B[k 2q, 2q + 1][n g] = its pair 2s and
+  // B[k 2q + 8, 2q + 9][n g] = its pair 2s + 1, i.e. K offsets (2s, 2s + 4) and (2s + 1, 2s + 5) of
+  // b_q row q; A[row g and g + 8][the same k] are then words 2s and 2s + 1 of b_q row q in LDS
+  // (`act`: the lane's b_q row in activation row 0, rows kActStride values apart). Rows at or past
+  // kRows, and a lane whose b_q row is outside the range, give zeros (its LDS row was not staged);
+  // every lane takes part in the mma. Scale and zero are already in w.
+  template <bool kBf16, int kActStride, int kSumStride>
+  __device__ static void accumulate(Acc& acc, const uint32_t (&w)[4][4], const float (&)[4], const float (&)[4],
+                                    const uint16_t* act, const float*, bool row_valid) {
+    const int g = lane_id() / 4;
+    U32x4 lo{0u, 0u, 0u, 0u}, hi{0u, 0u, 0u, 0u};
+    if (row_valid && g < kRows) lo = *reinterpret_cast<const U32x4*>(act + g * kActStride);
+    if (row_valid && g + 8 < kRows) hi = *reinterpret_cast<const U32x4*>(act + (g + 8) * kActStride);
+    const uint32_t a_lo[4] = {lo.x, lo.y, lo.z, lo.w}, a_hi[4] = {hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      const uint32_t a[4] = {a_lo[2 * s], a_hi[2 * s], a_lo[2 * s + 1], a_hi[2 * s + 1]};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) mma_m16n8k16<kBf16>(acc.c[j], a, w[j][2 * s], w[j][2 * s + 1]);
+    }
+  }
+};
+
+}  // namespace w4a16::arch
+
+#include "decode_lanes.cuh"
+
+namespace w4a16::arch {
+
+// Measured on an H100 (decode sweep, fp16, three layer shapes): at M = 1 the per-lane layout (one
+// b_q row of 128 columns per warp, scale applied per row in fp32) ran 8-15% faster than the mma
+// layout, whose tensor cores multiply 15 zero rows there; at M = 2 the mma layout was 2-11% faster.
+template <int kRows>
+using DecodeMath = std::conditional_t<kRows == 1, LaneDecode<kRows>, MmaDecode<kRows>>;
 
 // Largest M for which the gemm op takes the decode kernel (the WMMA kernel above it). Measured on
 // an H100 (README, decode): gemm_dot2 beats gemm_wmma at M = 8 and M = 16 on (4096, 14336),

@@ -96,6 +96,15 @@ __device__ inline U32x4 load_stream16(const uint32_t* p) {
   return __builtin_bit_cast(U32x4, __builtin_nontemporal_load(reinterpret_cast<const Dot2V4U*>(p)));
 }
 
+}  // namespace w4a16::arch
+
+#include "decode_lanes.cuh"
+
+namespace w4a16::arch {
+
+template <int kRows>
+using DecodeMath = LaneDecode<kRows>;
+
 // Largest M for which the gemm op takes the decode kernel. Not measured (no gfx1100 here): at
 // M = 16 the dot2 work of a (4096, 14336) layer (~0.47 G v_dot2 at ~2 per lane per clock on 96
 // CUs) still takes less time than reading its 30 MB of weights at 960 GB/s, so decode stays

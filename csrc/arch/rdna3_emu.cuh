@@ -15,23 +15,16 @@ namespace w4a16::arch {
 constexpr int kWaveSize = 32;  // an NVIDIA warp models one RDNA3 wave32
 
 // ---- dot2 (decode) ----
-// v_dot2_f32_f16 / v_dot2_f32_bf16 emulated: D = S0.lo * S1.lo + S0.hi * S1.hi + S2 (lo pairs with
-// lo, hi with hi, as the ISA reads the packed halves). Each product of two 16-bit values is exact
-// in fp32 (11- or 8-bit significands); the sum is accumulated in fp32, low product first. An
-// operand is the raw pair, as in a VGPR; the widening to fp32 is exact.
-struct Dot2Operand {
-  float lo, hi;
-};
+// v_dot2_f32_f16 / v_dot2_f32_bf16: nvidia_common.cuh's fp32 model of them; the decode math is
+// gfx11's own (decode_lanes.cuh) at every row tile.
+}  // namespace w4a16::arch
 
-template <bool kBf16>
-__device__ inline Dot2Operand dot2_operand(uint32_t pair) {
-  return {bits_to_float<kBf16>(pair & 0xffffu), bits_to_float<kBf16>(pair >> 16)};
-}
+#include "decode_lanes.cuh"
 
-template <bool kBf16>
-__device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
-  return fmaf(a.hi, b.hi, fmaf(a.lo, b.lo, acc));
-}
+namespace w4a16::arch {
+
+template <int kRows>
+using DecodeMath = LaneDecode<kRows>;
 
 // Largest M for which the gemm op takes the decode kernel: gfx11.cuh's value, so that this build
 // exercises the AMD build's dispatch.
