@@ -8,23 +8,10 @@
 #include <cstdint>
 
 #include "gemm_dot2_kernel.cuh"
+#include "gemm_dot2_plan.h"
 
 namespace w4a16 {
 namespace {
-
-constexpr int64_t kMinRowsPerSplit = 4 * dot2::kWarps;  // a split gives each wave at least 4 b_q rows
-constexpr int64_t kMaxSplits = 64;
-// Split-K workspace traffic (fp32 write + read, 8 bytes per output and split) is kept under 1/8 of
-// the int4 weight bytes (K * N / 2): splits <= K / (128 * M).
-constexpr int64_t kWorkspaceShare = 128;
-// Blocks run in waves of (SMs x resident blocks per SM); a last wave that is mostly empty costs
-// nearly a full one, while a single wave a little short of full only leaves some SMs with fewer
-// blocks (the memory system, not the SM, is the limit). The fewest splits whose waves are at least
-// this full win: fewer splits mean less workspace traffic and longer runs of loads per wave. On an
-// H100 at M = 1 on (4096, 14336), 8 splits (waves 0.97 full) took 16.3 us against 17.9 for 7 (0.85).
-constexpr double kFullWaves = 0.9;
-
-int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
 // Resident blocks of one kernel per SM/CU, asked once per kernel (it depends on its registers).
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
@@ -38,38 +25,14 @@ int blocks_per_sm() {
   return blocks;
 }
 
-struct Plan {
-  int64_t splits;
-  int64_t rows_per_split;
-};
-
-Plan plan_splits(int64_t m_eff, int64_t k, int64_t col_tiles, int64_t row_tiles, int blocks_per_sm) {
-  const int64_t packed_rows = k / 8;
-  const int64_t slots = at::cuda::getCurrentDeviceProperties()->multiProcessorCount * int64_t{blocks_per_sm};
-  int64_t max_splits = std::min(kMaxSplits, packed_rows / kMinRowsPerSplit);
-  max_splits = std::min(max_splits, k / (kWorkspaceShare * m_eff));
-  Plan best{1, packed_rows};
-  double best_fill = 0.0;
-  for (int64_t want = 1; want <= std::max<int64_t>(max_splits, 1); ++want) {
-    const int64_t rows = ceil_div(ceil_div(packed_rows, want), dot2::kWarps) * dot2::kWarps;
-    const int64_t splits = ceil_div(packed_rows, rows);
-    const int64_t blocks = col_tiles * row_tiles * splits;
-    const double fill = static_cast<double>(blocks) / static_cast<double>(ceil_div(blocks, slots) * slots);
-    if (fill > best_fill + 1e-9) {
-      best = {splits, rows};
-      best_fill = fill;
-    }
-    if (fill >= kFullWaves) break;
-  }
-  return best;
-}
-
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
 void launch(dot2::Dot2Args args, const torch::Tensor& a) {
-  const int64_t col_tiles = ceil_div(args.n, dot2::Tile<kRows>::kColsPerBlock);
-  const int64_t row_tiles = ceil_div(args.m, kRows);
-  const Plan plan = plan_splits(std::min<int64_t>(args.m, kRows) * row_tiles, args.k, col_tiles, row_tiles,
-                                blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows>());
+  const int64_t col_tiles = dot2::ceil_div(args.n, dot2::Tile<kRows>::kColsPerBlock);
+  const int64_t row_tiles = dot2::ceil_div(args.m, kRows);
+  const int64_t slots = int64_t{at::cuda::getCurrentDeviceProperties()->multiProcessorCount} *
+                        blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows>();
+  const dot2::Plan plan =
+      dot2::plan_splits(std::min<int64_t>(args.m, kRows) * row_tiles, args.k, col_tiles, row_tiles, slots);
   args.rows_per_split = static_cast<int>(plan.rows_per_split);
   args.splits = static_cast<int>(plan.splits);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
@@ -84,7 +47,7 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (plan.splits > 1) {
     const int64_t total = static_cast<int64_t>(args.m) * args.n;
-    const unsigned blocks = static_cast<unsigned>(ceil_div(total, dot2::kReduceThreads));
+    const unsigned blocks = static_cast<unsigned>(dot2::ceil_div(total, dot2::kReduceThreads));
     dot2::gemm_dot2_reduce_kernel<kBf16><<<blocks, dot2::kReduceThreads, 0, stream>>>(
         args.partial, static_cast<int>(plan.splits), args.m, args.n, args.bias, args.out);
     C10_CUDA_KERNEL_LAUNCH_CHECK();

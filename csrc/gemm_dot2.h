@@ -1,5 +1,5 @@
 // Launcher of the decode kernel (gemm_dot2_kernel.cuh). Arguments are already checked by ops.cpp:
-// contiguous, on one device, shapes consistent; a, b_q and perm 16-byte aligned, scales 4-byte aligned.
+// contiguous, on one device, shapes consistent; a, b_q and perm 16-byte aligned, scales 8-byte aligned.
 #pragma once
 
 #include <optional>

@@ -1,0 +1,263 @@
+// Decode tuner: times gemm_dot2_kernel alone (no torch) on an NVIDIA GPU at decode M, with the
+// launcher's split plan and with forced split counts, and checks every result against an fp32
+// reference. It compiles in seconds, so a change to the kernel's constants can be measured without
+// rebuilding the extension. CUDA only (the NVIDIA proxy; see README "Benchmarks").
+//
+//   nvcc -arch=sm_90 -std=c++17 -O3 -I csrc -o tune_dot2 benchmarks/tune_dot2.cu            # native
+//   nvcc ... -DW4A16_RDNA3_EMULATION ...                                                   # emulation
+//   ./tune_dot2 [label]
+//
+// fp16, G = 128, symmetric, random data; weights rotated past 2x the L2; each time is the median of
+// CUDA-graph replays of back-to-back calls (split-K reduction included), as w4a16_rdna3/bench.py
+// times the extension. GB/s counts int4 weights + scales.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gemm_dot2_kernel.cuh"
+#include "gemm_dot2_plan.h"
+
+namespace {
+
+using namespace w4a16;
+
+void check(cudaError_t err, int line) {
+  if (err != cudaSuccess) {
+    std::printf("CUDA error %s at line %d\n", cudaGetErrorString(err), line);
+    std::exit(1);
+  }
+}
+#define CHECK(x) check((x), __LINE__)
+
+constexpr int kGroupSize = 128;
+constexpr double kL2Bytes = 50e6;  // the H100's; copies of the weights cover twice this
+constexpr int kForcedSplits[] = {0, 1, 2, 4, 8};  // 0: the launcher's plan
+
+__device__ uint32_t hash(size_t i, uint32_t seed) {
+  uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+  x ^= x >> 13;
+  x *= 0x5bd1e995u;
+  return x ^ (x >> 15);
+}
+
+__global__ void fill_words(uint32_t* p, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) {
+    p[i] = hash(i, seed);
+  }
+}
+
+__global__ void fill_halves(uint16_t* p, size_t n, uint32_t seed, float lo, float hi) {
+  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) {
+    const float u = static_cast<float>(hash(i, seed) & 0xFFFFFF) / 16777216.0f;
+    p[i] = __half_as_ushort(__float2half(lo + (hi - lo) * u));
+  }
+}
+
+// out[m][n] = sum_k a[m][k] * (q[k][n] - 8) * s[k / G][n] in fp32, one thread per output.
+__global__ void reference(const uint16_t* a, const uint32_t* b_q, const uint16_t* scales, float* out, int k, int n) {
+  const int col = blockIdx.x * blockDim.x + threadIdx.x, row = blockIdx.y;
+  if (col >= n) return;
+  float acc = 0.0f;
+  for (int kk = 0; kk < k; ++kk) {
+    const int q = (b_q[size_t(kk / 8) * n + col] >> (4 * (kk % 8))) & 15;
+    acc += __half2float(__ushort_as_half(a[size_t(row) * k + kk])) * static_cast<float>(q - 8) *
+           __half2float(__ushort_as_half(scales[size_t(kk / kGroupSize) * n + col]));
+  }
+  out[size_t(row) * n + col] = acc;
+}
+
+template <int kRows>
+int blocks_per_sm() {
+  int blocks = 0;
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, dot2::gemm_dot2_kernel<false, false, false, kRows>,
+                                                      dot2::kThreads, 0));
+  return blocks;
+}
+
+// One call as gemm_dot2.cu makes it, with `forced` splits unless 0. Returns the split count.
+template <int kRows>
+int launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
+  const int64_t col_tiles = dot2::ceil_div(p.n, dot2::Tile<kRows>::kColsPerBlock);
+  const int64_t row_tiles = dot2::ceil_div(p.m, kRows);
+  dot2::Plan plan = dot2::plan_splits(std::min(p.m, kRows) * row_tiles, p.k, col_tiles, row_tiles,
+                                      int64_t{sms} * blocks_per_sm<kRows>());
+  if (forced > 0) {
+    const int64_t rows = dot2::ceil_div(dot2::ceil_div(p.k / 8, forced), dot2::kWarps) * dot2::kWarps;
+    plan = {dot2::ceil_div(p.k / 8, rows), rows};
+  }
+  p.rows_per_split = static_cast<int>(plan.rows_per_split);
+  p.splits = static_cast<int>(plan.splits);
+  const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(plan.splits),
+                  static_cast<unsigned>(row_tiles));
+  dot2::gemm_dot2_kernel<false, false, false, kRows><<<grid, dot2::kThreads, 0, stream>>>(p);
+  if (plan.splits > 1) {
+    const int64_t total = int64_t{p.m} * p.n;
+    dot2::gemm_dot2_reduce_kernel<false><<<static_cast<unsigned>(dot2::ceil_div(total, dot2::kReduceThreads)),
+                                           dot2::kReduceThreads, 0, stream>>>(p.partial, p.splits, p.m, p.n,
+                                                                              nullptr, p.out);
+  }
+  return p.splits;
+}
+
+int launch_any(const dot2::Dot2Args& p, int forced, int sms, cudaStream_t stream) {
+  if (p.m <= 1) return launch<1>(p, forced, sms, stream);
+  if (p.m <= 2) return launch<2>(p, forced, sms, stream);
+  if (p.m <= 4) return launch<4>(p, forced, sms, stream);
+  if (p.m <= 8) return launch<8>(p, forced, sms, stream);
+  return launch<16>(p, forced, sms, stream);
+}
+
+float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+float copy_gbs(cudaStream_t stream) {
+  const size_t bytes = size_t{1} << 30;
+  void *src, *dst;
+  CHECK(cudaMalloc(&src, bytes));
+  CHECK(cudaMalloc(&dst, bytes));
+  CHECK(cudaMemsetAsync(src, 1, bytes, stream));
+  cudaEvent_t start, stop;
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&stop));
+  std::vector<float> ms;
+  for (int i = 0; i < 12; ++i) {
+    CHECK(cudaEventRecord(start, stream));
+    CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+    CHECK(cudaEventRecord(stop, stream));
+    CHECK(cudaEventSynchronize(stop));
+    float t;
+    CHECK(cudaEventElapsedTime(&t, start, stop));
+    ms.push_back(t);
+  }
+  CHECK(cudaFree(src));
+  CHECK(cudaFree(dst));
+  return 2.0f * bytes / (median(ms) * 1e-3f) / 1e9f;
+}
+
+// ||out - ref|| / ||ref|| of the fp16 output; NaN if any output is NaN.
+double relative_error(const uint16_t* out, const float* ref, size_t count) {
+  std::vector<uint16_t> got(count);
+  std::vector<float> want(count);
+  CHECK(cudaMemcpy(got.data(), out, count * 2, cudaMemcpyDeviceToHost));
+  CHECK(cudaMemcpy(want.data(), ref, count * 4, cudaMemcpyDeviceToHost));
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < count; ++i) {
+    __half h;
+    std::memcpy(&h, &got[i], 2);
+    const double v = __half2float(h);
+    if (std::isnan(v)) return NAN;
+    num += (v - want[i]) * (v - want[i]);
+    den += double{want[i]} * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* label = argc > 1 ? argv[1] : "gemm_dot2";
+  const int shapes[][2] = {{4096, 14336}, {14336, 4096}, {5120, 27648}};  // (K, N)
+  const int rows[] = {1, 2, 4, 8, 16};
+  cudaStream_t stream;
+  CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  int sms = 0;
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  const float copy = copy_gbs(stream);
+  std::printf("# %s: resident blocks per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; copy %.0f GB/s\n", label,
+              blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(), blocks_per_sm<8>(), blocks_per_sm<16>(),
+              copy);
+  std::printf("| K | N | M | splits asked | splits | us | GB/s | %% copy | rel. error |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& shape : shapes) {
+    const int k = shape[0], n = shape[1];
+    const size_t words = size_t(k) / 8 * n, scale_count = size_t(k) / kGroupSize * n;
+    const double bytes = words * 4.0 + scale_count * 2.0;
+    const int copies = std::max(2, static_cast<int>(std::ceil(2 * kL2Bytes / bytes)));
+    std::vector<uint32_t*> b_q(copies);
+    std::vector<uint16_t*> scales(copies);
+    for (int c = 0; c < copies; ++c) {
+      CHECK(cudaMalloc(&b_q[c], words * 4));
+      CHECK(cudaMalloc(&scales[c], scale_count * 2));
+      fill_words<<<1024, 256, 0, stream>>>(b_q[c], words, 17 + c);
+      const float typical = 1.0f / (8.0f * std::sqrt(static_cast<float>(k)));
+      fill_halves<<<1024, 256, 0, stream>>>(scales[c], scale_count, 99 + c, 0.5f * typical, 1.5f * typical);
+    }
+    uint16_t *a, *out;
+    float *ref, *partial;
+    CHECK(cudaMalloc(&a, 16 * size_t(k) * 2));
+    CHECK(cudaMalloc(&out, 16 * size_t(n) * 2));
+    CHECK(cudaMalloc(&ref, 16 * size_t(n) * 4));
+    CHECK(cudaMalloc(&partial, size_t{dot2::kMaxSplits} * 16 * n * 4));
+    fill_halves<<<1024, 256, 0, stream>>>(a, 16 * size_t(k), 5, -2.0f, 2.0f);
+    for (const int m : rows) {
+      reference<<<dim3((n + 127) / 128, m), 128, 0, stream>>>(a, b_q[0], scales[0], ref, k, n);
+      for (const int forced : kForcedSplits) {
+        dot2::Dot2Args p{};
+        p.a = a;
+        p.out = out;
+        p.partial = partial;
+        p.m = m;
+        p.k = k;
+        p.n = n;
+        p.group = GroupDivisor::of(kGroupSize);
+        p.b_q = b_q[0];
+        p.scales = scales[0];
+        CHECK(cudaMemsetAsync(out, 0xFF, size_t(m) * n * 2, stream));  // NaN until written
+        launch_any(p, forced, sms, stream);
+        CHECK(cudaStreamSynchronize(stream));
+        CHECK(cudaGetLastError());
+        const double error = relative_error(out, ref, size_t(m) * n);
+
+        const int calls = copies * ((10 + copies - 1) / copies);
+        int splits = 0;
+        cudaGraph_t graph;
+        cudaGraphExec_t exec;
+        CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+        for (int i = 0; i < calls; ++i) {
+          p.b_q = b_q[i % copies];
+          p.scales = scales[i % copies];
+          splits = launch_any(p, forced, sms, stream);
+        }
+        CHECK(cudaStreamEndCapture(stream, &graph));
+        CHECK(cudaGraphInstantiate(&exec, graph, 0));
+        for (int i = 0; i < 3; ++i) CHECK(cudaGraphLaunch(exec, stream));
+        cudaEvent_t start, stop;
+        CHECK(cudaEventCreate(&start));
+        CHECK(cudaEventCreate(&stop));
+        std::vector<float> us;
+        for (int r = 0; r < 15; ++r) {
+          CHECK(cudaEventRecord(start, stream));
+          CHECK(cudaGraphLaunch(exec, stream));
+          CHECK(cudaEventRecord(stop, stream));
+          CHECK(cudaEventSynchronize(stop));
+          float ms;
+          CHECK(cudaEventElapsedTime(&ms, start, stop));
+          us.push_back(ms * 1000.0f / calls);
+        }
+        CHECK(cudaGraphExecDestroy(exec));
+        CHECK(cudaGraphDestroy(graph));
+        const float t = median(us);
+        const double gbs = bytes / (t * 1e-6) / 1e9;
+        std::printf("| %d | %d | %d | %s | %d | %.2f | %.0f | %.0f%% | %.2e |\n", k, n, m,
+                    forced == 0 ? "plan" : std::to_string(forced).c_str(), splits, t, gbs, 100.0 * gbs / copy, error);
+      }
+    }
+    for (int c = 0; c < copies; ++c) {
+      CHECK(cudaFree(b_q[c]));
+      CHECK(cudaFree(scales[c]));
+    }
+    CHECK(cudaFree(a));
+    CHECK(cudaFree(out));
+    CHECK(cudaFree(ref));
+    CHECK(cudaFree(partial));
+  }
+  return 0;
+}
