@@ -10,6 +10,8 @@
 #   DEVICE_RUN_TESTS     pytest arguments instead of "tests", e.g. "tests/test_native_ops.py -k bf16";
 #                        "0" skips the tests
 #   DEVICE_RUN_BENCH     1 (default): benchmarks/bench_gemm.py; quick: with --quick; 0: skip
+#   DEVICE_RUN_BF16      1: also benchmarks/bench_gemm.py --quick --dtype bfloat16 (default 0)
+#   DEVICE_RUN_TUNE_DOT2 1: also build and run benchmarks/tune_dot2.cu, native and emulation (default 0)
 #   TORCH_CUDA_ARCH_LIST default 9.0 (the H100)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +73,23 @@ if [ "$bench" != "0" ]; then
     python3 benchmarks/bench_gemm.py --out "$OUT" "${quick[@]}" || failed "bench_gemm.py"
   else
     echo "benchmarks/bench_gemm.py not present: no benchmark run"
+  fi
+fi
+
+if [ "${DEVICE_RUN_BF16:-0}" = "1" ]; then
+  step "benchmarks/bench_gemm.py --quick --dtype bfloat16"
+  python3 benchmarks/bench_gemm.py --quick --dtype bfloat16 --out "$OUT" || failed "bench_gemm.py bf16"
+fi
+
+if [ "${DEVICE_RUN_TUNE_DOT2:-0}" = "1" ]; then
+  step "benchmarks/tune_dot2.cu (results in $OUT/tune_dot2.md)"
+  arch=sm_$(echo "${TORCH_CUDA_ARCH_LIST:-9.0}" | cut -d';' -f1 | tr -d '.')
+  tuner=$(mktemp -d)
+  if nvcc -arch="$arch" -std=c++17 -O3 -I csrc -o "$tuner/native" benchmarks/tune_dot2.cu &&
+      nvcc -arch="$arch" -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc -o "$tuner/emulation" benchmarks/tune_dot2.cu; then
+    { "$tuner/native" native && "$tuner/emulation" rdna3-emulation; } | tee "$OUT/tune_dot2.md" || failed "tune_dot2"
+  else
+    failed "tune_dot2 build"
   fi
 fi
 
