@@ -119,28 +119,39 @@ float median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-float copy_gbs(cudaStream_t stream) {
-  const size_t bytes = size_t{1} << 30;
-  void *src, *dst;
-  CHECK(cudaMalloc(&src, bytes));
-  CHECK(cudaMalloc(&dst, bytes));
-  CHECK(cudaMemsetAsync(src, 1, bytes, stream));
+// Median over `reps` of the device time of what `enqueue` puts on the stream, in milliseconds.
+template <class Enqueue>
+float median_ms(cudaStream_t stream, int reps, Enqueue enqueue) {
   cudaEvent_t start, stop;
   CHECK(cudaEventCreate(&start));
   CHECK(cudaEventCreate(&stop));
   std::vector<float> ms;
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < reps; ++i) {
     CHECK(cudaEventRecord(start, stream));
-    CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+    enqueue();
     CHECK(cudaEventRecord(stop, stream));
     CHECK(cudaEventSynchronize(stop));
     float t;
     CHECK(cudaEventElapsedTime(&t, start, stop));
     ms.push_back(t);
   }
+  CHECK(cudaEventDestroy(start));
+  CHECK(cudaEventDestroy(stop));
+  return median(ms);
+}
+
+float copy_gbs(cudaStream_t stream) {
+  const size_t bytes = size_t{1} << 30;
+  void *src, *dst;
+  CHECK(cudaMalloc(&src, bytes));
+  CHECK(cudaMalloc(&dst, bytes));
+  CHECK(cudaMemsetAsync(src, 1, bytes, stream));
+  const float ms = median_ms(stream, 12, [&] {
+    CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+  });
   CHECK(cudaFree(src));
   CHECK(cudaFree(dst));
-  return 2.0f * bytes / (median(ms) * 1e-3f) / 1e9f;
+  return 2.0f * bytes / (ms * 1e-3f) / 1e9f;
 }
 
 // ||out - ref|| / ||ref|| of the fp16 output; NaN if any output is NaN.
@@ -229,22 +240,9 @@ int main(int argc, char** argv) {
         CHECK(cudaStreamEndCapture(stream, &graph));
         CHECK(cudaGraphInstantiate(&exec, graph, 0));
         for (int i = 0; i < 3; ++i) CHECK(cudaGraphLaunch(exec, stream));
-        cudaEvent_t start, stop;
-        CHECK(cudaEventCreate(&start));
-        CHECK(cudaEventCreate(&stop));
-        std::vector<float> us;
-        for (int r = 0; r < 15; ++r) {
-          CHECK(cudaEventRecord(start, stream));
-          CHECK(cudaGraphLaunch(exec, stream));
-          CHECK(cudaEventRecord(stop, stream));
-          CHECK(cudaEventSynchronize(stop));
-          float ms;
-          CHECK(cudaEventElapsedTime(&ms, start, stop));
-          us.push_back(ms * 1000.0f / calls);
-        }
+        const float t = median_ms(stream, 15, [&] { CHECK(cudaGraphLaunch(exec, stream)); }) * 1000.0f / calls;
         CHECK(cudaGraphExecDestroy(exec));
         CHECK(cudaGraphDestroy(graph));
-        const float t = median(us);
         const double gbs = bytes / (t * 1e-6) / 1e9;
         std::printf("| %d | %d | %d | %s | %d | %.2f | %.0f | %.0f%% | %.2e |\n", k, n, m,
                     forced == 0 ? "plan" : std::to_string(forced).c_str(), splits, t, gbs, 100.0 * gbs / copy, error);
