@@ -186,7 +186,8 @@ int main(int argc, char** argv) {
   std::printf("# %s: resident blocks per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; copy %.0f GB/s\n", label,
               blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(), blocks_per_sm<8>(), blocks_per_sm<16>(),
               copy);
-  std::printf("| K | N | M | splits asked | splits | us | GB/s | %% copy | rel. error |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| K | N | M | splits asked | splits | us | GB/s | %% copy | rel. error |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& shape : shapes) {
     const int k = shape[0], n = shape[1];
     const size_t words = size_t(k) / 8 * n, scale_count = size_t(k) / kGroupSize * n;

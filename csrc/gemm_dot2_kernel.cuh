@@ -1,10 +1,12 @@
 // Decode GEMM (small M): out[M, N] = a[M, K] @ dequant(b_q, scales, zeros)[K, N] (+ bias).
 //
 // Memory bound: every int4 weight is read once, 16 bytes per lane per load, a batch of loads in
-// flight per wave and many waves per CU/SM (few registers: no second batch held in registers). Activations of the block's rows are staged in LDS one K chunk at a time
-// (gathered through perm for act-order) and meet the weights in the arch's decode math: per-lane
-// dot2 on gfx11 (arch/decode_lanes.cuh), a warp-wide mma on NVIDIA (arch/cuda.cuh), fp32
-// accumulation in both. Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
+// flight per wave and many waves per CU/SM (few registers: no second batch held in registers).
+// Activations of the block's rows are staged in LDS one K chunk at a time (gathered through perm
+// for act-order) and meet the weights in the arch's decode math for the row tile (DecodeMath):
+// per-lane dot2 on gfx11 (arch/decode_lanes.cuh), on NVIDIA the same at M = 1 and a warp-wide mma
+// above (arch/cuda.cuh), fp32 accumulation in all. Pure device code: no torch, so the gfx1100 ISA
+// check compiles it alone.
 //
 // Block: kWarps waves over the same kColsPerBlock columns, each wave taking its own contiguous
 // run of b_q rows of the chunk; the waves' sums meet in LDS at the end. Grid: x = column tiles,
@@ -145,8 +147,8 @@ __device__ inline void load_batch(const Dot2Args& p, RowLoad (&loads)[Tile<kRows
 // One wave step of one lane: its b_q row's weights in the arch's form (exact offset integers
 // 16 + q, or (q - z) * s), scales and zero terms, then the arch's decode math.
 template <bool kBf16, bool kHasZeros, int kRows>
-__device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad& l, const uint16_t* act_row,
-                                       const float* asum_row, int n0, bool row_valid) {
+__device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad& l,
+                                       const uint16_t* act_row, const float* asum_row, int n0, bool row_valid) {
   const uint32_t words[kColsPerLane] = {l.w.x, l.w.y, l.w.z, l.w.w};
   const uint32_t scale_bits[kColsPerLane] = {l.scales.x & 0xFFFFu, l.scales.x >> 16, l.scales.y & 0xFFFFu,
                                              l.scales.y >> 16};

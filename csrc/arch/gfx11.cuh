@@ -60,8 +60,9 @@ __device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
   return __builtin_bit_cast(uint32_t, __builtin_bit_cast(F16x2, a) * __builtin_bit_cast(F16x2, b));
 }
 __device__ inline uint32_t pk_fma_f16(uint32_t a, uint32_t b, uint32_t c) {
-  return __builtin_bit_cast(uint32_t, __builtin_elementwise_fma(__builtin_bit_cast(F16x2, a), __builtin_bit_cast(F16x2, b),
-                                                                __builtin_bit_cast(F16x2, c)));
+  const F16x2 product = __builtin_elementwise_fma(__builtin_bit_cast(F16x2, a), __builtin_bit_cast(F16x2, b),
+                                                   __builtin_bit_cast(F16x2, c));
+  return __builtin_bit_cast(uint32_t, product);
 }
 // (a & mask) | bits: one v_and_or_b32.
 __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { return (a & mask) | bits; }
