@@ -146,7 +146,7 @@ def _store_tile(result, offs_m, offs_n, M, N, pid_k, bias_ptr, out_ptr, ws_ptr,
 
 @triton.jit
 def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr,
-                 M, N, K, group_size, rows_per_split, two_pow23_bits,
+                 M, N, K, rows_per_split, two_pow23_bits,
                  HAS_ZEROS: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
                  IS_SPLIT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KP: tl.constexpr,
                  GROUP_ROWS: tl.constexpr, NUM_STAGES: tl.constexpr, EVICT: tl.constexpr):
@@ -202,7 +202,7 @@ def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr
 
 @triton.jit
 def _tiled_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr,
-                  M, N, K, group_size, rows_per_split, two_pow23_bits,
+                  M, N, K, rows_per_split, two_pow23_bits, group_size,
                   HAS_ZEROS: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
                   IS_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                   BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
@@ -346,7 +346,7 @@ def _launch(
     ws = torch.empty((splits, m, n), dtype=torch.float32, device=a.device) if is_split else out
     # Unused pointer arguments get a valid tensor; their constexpr flag keeps them unread.
     args = (a, b_q, scales, b_q if zeros is None else zeros, b_q if perm is None else perm,
-            scales if bias is None else bias, out, ws, m, n, k, shape.group_size, rows_per_split, _FP32_2POW23_BITS)
+            scales if bias is None else bias, out, ws, m, n, k, rows_per_split, _FP32_2POW23_BITS)
     flags = dict(HAS_ZEROS=zeros is not None, HAS_PERM=perm is not None, HAS_BIAS=bias is not None,
                  IS_SPLIT=is_split, BLOCK_N=config.block_n, num_warps=config.num_warps)
     if config.kernel == "gemv":
@@ -357,8 +357,8 @@ def _launch(
                            NUM_STAGES=config.num_stages, EVICT=config.evict, **flags)
     else:
         grid = (triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n), splits)
-        _tiled_kernel[grid](*args, BLOCK_M=config.block_m, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-                           num_stages=config.num_stages, **flags)
+        _tiled_kernel[grid](*args, shape.group_size, BLOCK_M=config.block_m, BLOCK_K=config.block_k,
+                            GROUP_M=config.group_m, num_stages=config.num_stages, **flags)
     if is_split:
         _splitk_reduce_kernel[(triton.cdiv(m * n, _REDUCE_BLOCK),)](
             ws, scales if bias is None else bias, out, m, n, splits,
