@@ -84,18 +84,16 @@ int blocks_per_sm() {
 // One call as gemm_dot2.cu makes it, with `forced` splits unless 0. Returns the split count.
 template <int kRows>
 int launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
-  const int64_t col_tiles = dot2::ceil_div(p.n, dot2::Tile<kRows>::kColsPerBlock);
-  const int64_t row_tiles = dot2::ceil_div(p.m, kRows);
-  dot2::Plan plan = dot2::plan_splits(std::min(p.m, kRows) * row_tiles, p.k, col_tiles, row_tiles,
-                                      int64_t{sms} * blocks_per_sm<kRows>());
+  dot2::Launch shape = dot2::plan_launch<kRows>(p.m, p.n, p.k, int64_t{sms} * blocks_per_sm<kRows>());
+  dot2::Plan& plan = shape.plan;
   if (forced > 0) {
     const int64_t rows = dot2::ceil_div(dot2::ceil_div(p.k / 8, forced), dot2::kWarps) * dot2::kWarps;
     plan = {dot2::ceil_div(p.k / 8, rows), rows};
   }
   p.rows_per_split = static_cast<int>(plan.rows_per_split);
   p.splits = static_cast<int>(plan.splits);
-  const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(plan.splits),
-                  static_cast<unsigned>(row_tiles));
+  const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
+                  static_cast<unsigned>(shape.row_tiles));
   dot2::gemm_dot2_kernel<false, false, false, kRows><<<grid, dot2::kThreads, 0, stream>>>(p);
   if (plan.splits > 1) {
     const int64_t total = int64_t{p.m} * p.n;

@@ -27,12 +27,10 @@ int blocks_per_sm() {
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
 void launch(dot2::Dot2Args args, const torch::Tensor& a) {
-  const int64_t col_tiles = dot2::ceil_div(args.n, dot2::Tile<kRows>::kColsPerBlock);
-  const int64_t row_tiles = dot2::ceil_div(args.m, kRows);
   const int64_t slots = int64_t{at::cuda::getCurrentDeviceProperties()->multiProcessorCount} *
                         blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows>();
-  const dot2::Plan plan =
-      dot2::plan_splits(std::min<int64_t>(args.m, kRows) * row_tiles, args.k, col_tiles, row_tiles, slots);
+  const dot2::Launch shape = dot2::plan_launch<kRows>(args.m, args.n, args.k, slots);
+  const dot2::Plan& plan = shape.plan;
   args.rows_per_split = static_cast<int>(plan.rows_per_split);
   args.splits = static_cast<int>(plan.splits);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
@@ -41,8 +39,8 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
     workspace = torch::empty({plan.splits, args.m, args.n}, a.options().dtype(torch::kFloat));
     args.partial = workspace.data_ptr<float>();
   }
-  const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(plan.splits),
-                  static_cast<unsigned>(row_tiles));
+  const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
+                  static_cast<unsigned>(shape.row_tiles));
   dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows><<<grid, dot2::kThreads, 0, stream>>>(args);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (plan.splits > 1) {

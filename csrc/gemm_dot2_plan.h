@@ -1,5 +1,5 @@
-// The decode kernel's K split: how many splits, and how many b_q rows each, for a given layer on a
-// device with `slots` resident blocks. Host code without torch, shared by the launcher
+// The decode kernel's grid and K split: how many splits, and how many b_q rows each, for a given
+// layer on a device with `slots` resident blocks. Host code without torch, shared by the launcher
 // (gemm_dot2.cu) and the decode tuner (benchmarks/tune_dot2.cu).
 #pragma once
 
@@ -49,6 +49,19 @@ inline Plan plan_splits(int64_t m_eff, int64_t k, int64_t col_tiles, int64_t row
     if (fill >= kFullWaves) break;
   }
   return best;
+}
+
+// The grid of one call: x column tiles, y K splits, z row tiles of kRows rows.
+struct Launch {
+  int64_t col_tiles, row_tiles;
+  Plan plan;
+};
+
+template <int kRows>
+inline Launch plan_launch(int64_t m, int64_t n, int64_t k, int64_t slots) {
+  const int64_t col_tiles = ceil_div(n, Tile<kRows>::kColsPerBlock);
+  const int64_t row_tiles = ceil_div(m, kRows);
+  return {col_tiles, row_tiles, plan_splits(std::min<int64_t>(m, kRows) * row_tiles, k, col_tiles, row_tiles, slots)};
 }
 
 }  // namespace w4a16::dot2
