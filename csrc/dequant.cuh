@@ -40,32 +40,36 @@ __device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
 // half i / 4, i.e. 16-bit slot 2 * (i % 4) + i / 4.
 __host__ __device__ constexpr int interleave_k8(int i) { return 2 * (i & 3) + (i >> 2); }
 
-// ---- decode with tensor cores: (q - z) * s pairs in the (j, j + 4) order ----
+// 8 consecutive 16-bit values (word i / 2 holds K offsets i, low half, and i + 1) in that pair
+// order: pair j = K offsets (j, j + 4), the low or high halves of words j / 2 and j / 2 + 2.
+__device__ inline arch::U32x4 interleave_pairs(const arch::U32x4& v) {
+  return {(v.x & 0xFFFFu) | (v.z << 16), (v.x >> 16) | (v.z & 0xFFFF0000u), (v.y & 0xFFFFu) | (v.w << 16),
+          (v.y >> 16) | (v.w & 0xFFFF0000u)};
+}
+
+// ---- decode with tensor cores: exact q - z pairs in the (j, j + 4) order, scale applied later ----
 
 // 1024 + q (fp16 0x6400 | q) or 128 + q (bf16 0x4300 | q, ulp 1 there) minus 1024 + z / 128 + z is
-// the exact integer q - z; the one multiply by s then rounds once. fp16's 10-bit mantissa also holds
-// a nibble four bits up: 0x6400 | 16 q is 1024 + 16 q, and (1024 + 16 q) / 16 - (64 + z) is again the
-// exact q - z, in one fused multiply-add. Pairs 1 and 3 take that form and need no shift.
-struct PairDequant {
-  uint32_t zero_pair;       // 1024 + z (fp16) or 128 + z (bf16) in both halves
-  uint32_t neg_zero64_pair; // fp16 -(64 + z) in both halves (unused for bf16)
-  uint32_t scale_pair;      // s in both halves
+// the exact integer q - z. fp16's 10-bit mantissa also holds a nibble four bits up: 0x6400 | 16 q is
+// 1024 + 16 q, and (1024 + 16 q) / 16 - (64 + z) is again the exact q - z, in one fused
+// multiply-add. Pairs 1 and 3 take that form and need no shift.
+struct CentredPairs {
+  uint32_t zero_pair;        // 1024 + z (fp16) or 128 + z (bf16) in both halves
+  uint32_t neg_zero64_pair;  // fp16 -(64 + z) in both halves (unused for bf16)
 };
 
 template <bool kBf16>
-__device__ inline PairDequant make_pair_dequant(uint16_t scale_bits, uint32_t zero) {
-  return {((kBf16 ? 0x4300u : 0x6400u) + zero) * 0x00010001u, (0xD400u + 16u * zero) * 0x00010001u,
-          scale_bits * 0x00010001u};
+__device__ inline CentredPairs make_centred_pairs(uint32_t zero) {
+  return {((kBf16 ? 0x4300u : 0x6400u) + zero) * 0x00010001u, (0xD400u + 16u * zero) * 0x00010001u};
 }
 
-// p[j] = ((q[j] - z) * s, (q[j + 4] - z) * s), the pairing of offset_int_pairs.
+// p[j] = (q[j] - z, q[j + 4] - z), exact, in the pairing of offset_int_pairs.
 template <bool kBf16>
-__device__ inline void dequant8_interleaved(uint32_t w, const PairDequant& d, uint32_t (&p)[4]) {
+__device__ inline void centred_int_pairs(uint32_t w, const CentredPairs& d, uint32_t (&p)[4]) {
   if constexpr (kBf16) {
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const uint32_t biased = ((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
-      p[j] = arch::pk_mul_bf16(arch::pk_sub_bf16(biased, d.zero_pair), d.scale_pair);
+      p[j] = arch::pk_sub_bf16(arch::and_or(w >> (4 * j), 0x000F000Fu, 0x43004300u), d.zero_pair);
     }
   } else {
     constexpr uint32_t kMagic = 0x64006400u, kSixteenth = 0x2C002C00u;  // 1024, 1/16
@@ -74,8 +78,8 @@ __device__ inline void dequant8_interleaved(uint32_t w, const PairDequant& d, ui
     const uint32_t high[2] = {arch::and_or(w, 0x00F000F0u, kMagic), arch::and_or(w8, 0x00F000F0u, kMagic)};  // 1, 3
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      p[2 * h] = arch::pk_mul_f16(arch::pk_sub_f16(low[h], d.zero_pair), d.scale_pair);
-      p[2 * h + 1] = arch::pk_mul_f16(arch::pk_fma_f16(high[h], kSixteenth, d.neg_zero64_pair), d.scale_pair);
+      p[2 * h] = arch::pk_sub_f16(low[h], d.zero_pair);
+      p[2 * h + 1] = arch::pk_fma_f16(high[h], kSixteenth, d.neg_zero64_pair);
     }
   }
 }

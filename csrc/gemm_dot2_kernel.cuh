@@ -2,11 +2,11 @@
 //
 // Memory bound: every int4 weight is read once, 16 bytes per lane per load, a batch of loads in
 // flight per wave and many waves per CU/SM (few registers: no second batch held in registers).
-// Activations of the block's rows are staged in LDS one K chunk at a time (gathered through perm
-// for act-order) and meet the weights in the arch's decode math for the row tile (DecodeMath):
-// per-lane dot2 on gfx11 (arch/decode_lanes.cuh), on NVIDIA the same at M = 1 and a warp-wide mma
-// above (arch/cuda.cuh), fp32 accumulation in all. Pure device code: no torch, so the gfx1100 ISA
-// check compiles it alone.
+// The weights meet the activations in the arch's decode math for the row tile (DecodeMath), fp32
+// accumulation in all: per-lane dot2 on gfx11 and in its emulation (arch/decode_lanes.cuh), with
+// the activations staged in LDS one K chunk at a time; a warp-wide mma on NVIDIA (arch/cuda.cuh),
+// whose lanes read their activations straight from `a` (staged only to gather through perm for
+// act-order). Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
 //
 // Block: kWarps waves over the same kColsPerBlock columns, each wave taking its own contiguous
 // run of b_q rows of the chunk; the waves' sums meet in LDS at the end. Grid: x = column tiles,
@@ -18,10 +18,14 @@
 #include "arch/arch.cuh"
 #include "dequant.cuh"
 #include "group_divisor.cuh"
+#include "row_pointer.cuh"
 
 namespace w4a16::dot2 {
 
-constexpr int kWarps = 4;
+// Waves per block. Measured on an H100 (decode tuner, M = 1..8, with the split plan of each): 8
+// waves beat 4 by 5-8% on (4096, 14336), where one wave of blocks then needs no K split, and trail
+// by up to 4% on (14336, 4096) and (5120, 27648).
+constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * arch::kWaveSize;
 constexpr int kColsPerLane = 4;  // one 16-byte b_q load: 4 int32 columns
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
@@ -65,90 +69,121 @@ struct Dot2Args {
 // One chunk of activations into LDS. act[r][c * 8 + interleave_k8(i)] = a[m0 + r][perm[k]] with
 // k = (chunk0 + c) * 8 + i: the (j, j + 4) pair order of offset_int_pairs, so a lane's one 16-byte
 // LDS read gives the four dot2 operands of one b_q int32. asum[r][c] = sum of those 8 values in
-// fp32, for the zero-point term. Rows past M are zeros; a perm entry outside [0, K) gives NaN
-// (never an out-of-bounds read).
+// fp32, for the zero-point term of the decode math that takes it (kUsesActSums). Rows past M are
+// zeros; a perm entry outside [0, K) gives NaN (never an out-of-bounds read).
 template <bool kBf16, bool kHasPerm, int kRows>
 __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float* asum, int m0, int chunk0,
                                          int rows) {
   constexpr int kChunkK = Tile<kRows>::kChunkK;
   constexpr int kChunkRows = Tile<kRows>::kChunkRows;
   constexpr uint16_t kNaN = kBf16 ? 0x7FC0 : 0x7E00;
-  for (int idx = arch::thread_id(); idx < kRows * rows; idx += kThreads) {
-    const int r = idx / rows;
-    const int c = idx - r * rows;
+  for (int idx = arch::thread_id(); idx < kRows * kChunkRows; idx += kThreads) {
+    const int r = idx / kChunkRows;  // a power of two: a shift
+    const int c = idx % kChunkRows;
+    if (c >= rows) continue;
     const int m = m0 + r;
-    uint16_t v[8];
+    // Natural K order: words[i / 2] holds K offsets i (low half) and i + 1.
+    arch::U32x4 raw{0u, 0u, 0u, 0u};
     if (m < p.m) {
       const int k0 = (chunk0 + c) * 8;
       const uint16_t* a_row = p.a + static_cast<size_t>(m) * p.k;
       if constexpr (kHasPerm) {
+        uint32_t v[8];
         for (int i = 0; i < 8; ++i) {
           const int src = p.perm[k0 + i];
           v[i] = static_cast<unsigned>(src) < static_cast<unsigned>(p.k) ? a_row[src] : kNaN;
         }
+        raw = {v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16};
       } else {
-        const arch::U32x4 raw = *reinterpret_cast<const arch::U32x4*>(a_row + k0);
-        const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-        for (int i = 0; i < 8; ++i) v[i] = static_cast<uint16_t>(words[i / 2] >> (16 * (i % 2)));
+        raw = *reinterpret_cast<const arch::U32x4*>(a_row + k0);
       }
-    } else {
-      for (int i = 0; i < 8; ++i) v[i] = 0;
     }
-    uint16_t inter[8];
-    float sum = 0.0f;
-    for (int i = 0; i < 8; ++i) {
-      inter[interleave_k8(i)] = v[i];
-      sum += arch::bits_to_float<kBf16>(v[i]);
+    *reinterpret_cast<arch::U32x4*>(act + r * kChunkK + c * 8) = interleave_pairs(raw);
+    if constexpr (Tile<kRows>::Math::kUsesActSums) {
+      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+      float sum = 0.0f;
+      for (int i = 0; i < 8; ++i) sum += arch::bits_to_float<kBf16>((words[i / 2] >> (16 * (i % 2))) & 0xFFFFu);
+      asum[r * kChunkRows + c] = sum;
     }
-    arch::U32x4 packed;
-    packed.x = inter[0] | (uint32_t{inter[1]} << 16);
-    packed.y = inter[2] | (uint32_t{inter[3]} << 16);
-    packed.z = inter[4] | (uint32_t{inter[5]} << 16);
-    packed.w = inter[6] | (uint32_t{inter[7]} << 16);
-    *reinterpret_cast<arch::U32x4*>(act + r * kChunkK + c * 8) = packed;
-    asum[r * kChunkRows + c] = sum;
   }
 }
 
-// The lane's share of one b_q row: 4 int32 columns, their scales and zero points; all zeros for a
-// lane outside the rows or columns (scale 0 makes its weights exact zeros).
+// Where the decode math finds a lane's activations. pairs(r): the 8 values of the lane's b_q row
+// in row r of the tile, in the (j, j + 4) pair order; sum(r): their fp32 sum.
+
+// Staged in LDS by stage_activations (perm applied, sums included).
+template <int kRows>
+struct LdsActivations {
+  const uint16_t* act;  // the lane's b_q row in tile row 0
+  const float* asum;
+  __device__ arch::U32x4 pairs(int r) const {
+    return *reinterpret_cast<const arch::U32x4*>(act + r * Tile<kRows>::kChunkK);
+  }
+  __device__ float sum(int r) const { return asum[r * Tile<kRows>::kChunkRows]; }
+};
+
+// Read from `a` itself (no perm, no sums): one 16-byte load, paired in registers; rows past M give
+// zeros. For a decode math whose B operand lanes each want their own row (kGlobalActivations).
+struct GlobalActivations {
+  const uint16_t* a;  // a[m0][8 kk] for the lane's b_q row kk
+  uint32_t row_bytes;  // 2K
+  int rows;            // rows of the tile inside M
+  __device__ arch::U32x4 pairs(int r) const {
+    if (r >= rows) return {0u, 0u, 0u, 0u};
+    return interleave_pairs(*at_row(reinterpret_cast<const arch::U32x4*>(a), static_cast<uint32_t>(r), row_bytes));
+  }
+};
+
+// The lane's share of one b_q row: 4 int32 columns, their scales and zero points.
 struct RowLoad {
   arch::U32x4 w;
   arch::U32x2 scales;  // scales of columns n0, n0 + 1 (x) and n0 + 2, n0 + 3 (y)
   uint32_t zero_word;  // zeros int32 holding columns n0 .. n0 + 7 (n0 % 8 is 0 or 4)
 };
 
-// Every address from the row itself (a multiply-high for its group, no running cursor): the loads
-// of a batch are independent and branch-free, so they all leave before the first is used.
-template <bool kHasZeros>
-__device__ inline RowLoad load_row(const Dot2Args& p, int kk, int n0, bool valid) {
-  RowLoad l{{0u, 0u, 0u, 0u}, {0u, 0u}, 0u};
-  if (valid) {
-    const uint32_t group = p.group(static_cast<uint32_t>(kk) * 8u);
-    l.w = arch::load_stream16(p.b_q + static_cast<size_t>(kk) * p.n + n0);
-    l.scales = *reinterpret_cast<const arch::U32x2*>(p.scales + static_cast<size_t>(group) * p.n + n0);
-    l.zero_word = kHasZeros ? p.zeros[static_cast<size_t>(group) * (p.n / 8) + n0 / 8] : 0u;
+// The lane's columns n0 .. n0 + 3 in b_q, scales and zeros (row 0); rows follow at pitch. A lane
+// past N reads the last 4 columns instead: its sums are never stored.
+struct LaneColumns {
+  const uint32_t* b_q;
+  const arch::U32x2* scales;
+  const uint32_t* zeros;
+  uint32_t b_q_pitch, scales_pitch, zeros_pitch;  // bytes
+
+  __device__ static LaneColumns of(const Dot2Args& p, int n0) {
+    const int n = min(n0, p.n - kColsPerLane);
+    return {p.b_q + n, reinterpret_cast<const arch::U32x2*>(p.scales + n), p.zeros + n / 8, 4u * p.n, 2u * p.n,
+            static_cast<uint32_t>(p.n) / 2u};
   }
-  return l;
+};
+
+// Every address from the row itself (a multiply-high for its group, no running cursor) and no
+// predicate: the loads of a batch are independent, so they all leave before the first is used.
+template <bool kHasZeros>
+__device__ inline RowLoad load_row(const Dot2Args& p, const LaneColumns& cols, uint32_t kk) {
+  const uint32_t group = p.group(kk * 8u);
+  return {arch::load_stream16(at_row(cols.b_q, kk, cols.b_q_pitch)), *at_row(cols.scales, group, cols.scales_pitch),
+          kHasZeros ? *at_row(cols.zeros, group, cols.zeros_pitch) : 0u};
 }
 
 // Loads of the wave steps at chunk rows step, step + kLaneRows, ... (kLoadsInFlight of them); the
-// lane's row in a step is step + lane_row, loaded when below r_end and the columns are in range.
+// lane's row in a step is step + lane_row. A row past the chunk's last one (`last`) reads that row
+// again: the decode math ignores the rows past the wave's range (fetch gets row_valid false).
 template <bool kHasZeros, int kRows>
-__device__ inline void load_batch(const Dot2Args& p, RowLoad (&loads)[Tile<kRows>::kLoadsInFlight], int chunk0,
-                                  int step, int r_end, int lane_row, bool cols_in_range, int n0) {
+__device__ inline void load_batch(const Dot2Args& p, const LaneColumns& cols,
+                                  RowLoad (&loads)[Tile<kRows>::kLoadsInFlight], int chunk0, int step, int last,
+                                  int lane_row) {
 #pragma unroll
   for (int u = 0; u < Tile<kRows>::kLoadsInFlight; ++u) {
-    const int r = step + u * Tile<kRows>::kLaneRows + lane_row;
-    loads[u] = load_row<kHasZeros>(p, chunk0 + r, n0, r < r_end && cols_in_range);
+    const int r = min(step + u * Tile<kRows>::kLaneRows + lane_row, last);
+    loads[u] = load_row<kHasZeros>(p, cols, static_cast<uint32_t>(chunk0 + r));
   }
 }
 
 // One wave step of one lane: its b_q row's weights in the arch's form (exact offset integers
-// 16 + q, or (q - z) * s), scales and zero terms, then the arch's decode math.
-template <bool kBf16, bool kHasZeros, int kRows>
-__device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad& l,
-                                       const uint16_t* act_row, const float* asum_row, int n0, bool row_valid) {
+// 16 + q, or exact q - z), scales and zero terms, then the arch's decode math.
+template <bool kBf16, bool kHasZeros, int kRows, class Fetched>
+__device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad& l, const Fetched& acts,
+                                       int n0) {
   const uint32_t words[kColsPerLane] = {l.w.x, l.w.y, l.w.z, l.w.w};
   const uint32_t scale_bits[kColsPerLane] = {l.scales.x & 0xFFFFu, l.scales.x >> 16, l.scales.y & 0xFFFFu,
                                              l.scales.y >> 16};
@@ -157,17 +192,15 @@ __device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, con
 #pragma unroll
   for (int c = 0; c < kColsPerLane; ++c) {
     const uint32_t zero = kHasZeros ? zero_of(l.zero_word, n0 + c) : 8u;
-    if constexpr (Tile<kRows>::Math::kFullDequant) {
-      dequant8_interleaved<kBf16>(words[c], make_pair_dequant<kBf16>(scale_bits[c], zero), pairs[c]);
+    if constexpr (Tile<kRows>::Math::kCentredWeights) {
+      centred_int_pairs<kBf16>(words[c], make_centred_pairs<kBf16>(zero), pairs[c]);
     } else {
       offset_int_pairs<kBf16>(words[c], pairs[c]);
     }
     scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
     zero_bias[c] = kOffsetIntBias + static_cast<float>(zero);
   }
-  using T = Tile<kRows>;
-  T::Math::template accumulate<kBf16, T::kChunkK, T::kChunkRows>(acc, pairs, scale, zero_bias, act_row, asum_row,
-                                                                 row_valid);
+  Tile<kRows>::Math::template accumulate<kBf16>(acc, pairs, scale, zero_bias, acts);
 }
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
@@ -193,13 +226,25 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
   // step + lane_row of each wave step.
   const int lane_row = lane % kLaneRows;
   const int n0 = arch::block_id_x() * kColsPerBlock + lane / kLaneRows * kColsPerLane;
-  const bool cols_in_range = n0 < p.n;  // N % 8 == 0: a lane's 4 columns are all in or all out
   const int m0 = arch::block_id_z() * kRows;
   const int kk_begin = arch::block_id_y() * p.rows_per_split;
   const int kk_end = min(p.k / 8, kk_begin + p.rows_per_split);
 
   typename Math::Acc acc;
   Math::zero(acc);
+
+  // Activations come from LDS, staged per chunk, unless the arch's math reads them straight from
+  // `a` (no gather through perm needed): then no staging and no barriers in the K loop.
+  constexpr bool kStaged = kHasPerm || !Math::kGlobalActivations;
+  const LaneColumns cols = LaneColumns::of(p, n0);
+  const uint16_t* a_tile = p.a + static_cast<size_t>(m0) * p.k;
+  const auto activations_of = [&](int chunk0, int r) {
+    if constexpr (kStaged) {
+      return LdsActivations<kRows>{act + r * 8, asum + r};
+    } else {
+      return GlobalActivations{a_tile + 8u * static_cast<uint32_t>(chunk0 + r), 2u * p.k, p.m - m0};
+    }
+  };
 
   for (int chunk0 = kk_begin; chunk0 < kk_end; chunk0 += kChunkRows) {
     const int rows = min(kChunkRows, kk_end - chunk0);
@@ -209,20 +254,30 @@ __global__ void __launch_bounds__(kThreads) gemm_dot2_kernel(Dot2Args p) {
     const int r_end = min(rows, r_begin + per_warp);
     // The first loads go out before the activations are staged: weights do not wait for LDS.
     RowLoad batch[kLoadsInFlight];
-    load_batch<kHasZeros, kRows>(p, batch, chunk0, r_begin, r_end, lane_row, cols_in_range, n0);
-    arch::barrier();  // the previous chunk's activations are no longer read
-    stage_activations<kBf16, kHasPerm, kRows>(p, act, asum, m0, chunk0, rows);
-    arch::barrier();
+    load_batch<kHasZeros, kRows>(p, cols, batch, chunk0, r_begin, rows - 1, lane_row);
+    if constexpr (kStaged) {
+      arch::barrier();  // the previous chunk's activations are no longer read
+      stage_activations<kBf16, kHasPerm, kRows>(p, act, asum, m0, chunk0, rows);
+      arch::barrier();
+    }
     constexpr int kBatchRows = kLoadsInFlight * kLaneRows;
     for (int step = r_begin; step < r_end; step += kBatchRows) {
       // One batch in registers at a time: while this wave waits for it, the many other resident
       // waves (few registers each) keep the memory system busy.
-      if (step > r_begin) load_batch<kHasZeros, kRows>(p, batch, chunk0, step, r_end, lane_row, cols_in_range, n0);
+      if (step > r_begin) load_batch<kHasZeros, kRows>(p, cols, batch, chunk0, step, rows - 1, lane_row);
+      // The batch's activations, fetched before any of it is multiplied (from `a` their loads
+      // leave with the weights').
+      using Fetched = decltype(Math::fetch(activations_of(chunk0, 0), false));
+      Fetched fetched[kLoadsInFlight];
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight; ++u) {
         const int r = step + u * kLaneRows + lane_row;
+        fetched[u] = Math::fetch(activations_of(chunk0, r), r < r_end);
+      }
+#pragma unroll
+      for (int u = 0; u < kLoadsInFlight; ++u) {
         if (step + u * kLaneRows < r_end) {  // the same for the whole wave: the mma needs all lanes
-          accumulate_step<kBf16, kHasZeros, kRows>(acc, batch[u], act + r * 8, asum + r, n0, r < r_end);
+          accumulate_step<kBf16, kHasZeros, kRows>(acc, batch[u], fetched[u], n0);
         }
       }
     }

@@ -5,7 +5,6 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
-#include <type_traits>
 
 #include "nvidia_common.cuh"
 
@@ -35,13 +34,13 @@ __device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
 }
 
 // ---- dot2 (decode) ----
-// Decode math on NVIDIA, chosen per row tile (DecodeMath below): at M = 1 gfx11's per-lane layout
-// (decode_lanes.cuh) with nvidia_common.cuh's fp32 dot2; from M = 2 on the warp multiplies with
-// tensor cores (mma.sync m16n8k16, fp32 accumulation), since per-lane fp32 FMAs (one per weight
-// and row) would cap decode at the FMA rate below memory speed. A step of the warp there is 4 b_q
-// rows (32 K values) x 32 columns: lane t holds b_q row t % 4 and columns 4 (t / 4) .. 4 (t / 4) + 3,
-// its 16-byte load. Weights come fully dequantised ((q - z) * s, rounded once to 16 bits), in the
-// (j, j + 4) pair order of the LDS activations.
+// Decode math on NVIDIA, chosen per row tile (DecodeMath below): the warp multiplies with tensor
+// cores (mma.sync m16n8k16, fp32 accumulation), since per-lane fp32 FMAs (one per weight and row)
+// would cap decode at the FMA rate below memory speed. The weights are the m16 side, so a row tile
+// of up to 8 fills the n8 side. A step of the warp is 4 b_q rows (32 K values) x 32 columns: lane t
+// holds b_q row t % 4 and columns 4 (t / 4) .. 4 (t / 4) + 3, its 16-byte load. Weights come as
+// exact q - z pairs in the (j, j + 4) order of the LDS activations; the scale multiplies each
+// step's fp32 sums.
 template <bool kBf16>
 __device__ inline void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   if constexpr (kBf16) {
@@ -59,66 +58,95 @@ __device__ inline void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], uint3
 
 template <int kRows>
 struct MmaDecode {
-  static constexpr int kLaneRows = 4;         // b_q rows one warp covers per step
-  static constexpr bool kFullDequant = true;  // weights as (q - z) * s pairs
+  static constexpr int kLaneRows = 4;             // b_q rows one warp covers per step
+  static constexpr bool kCentredWeights = true;   // weights as exact q - z pairs
+  static constexpr bool kUsesActSums = false;     // the zero point is inside the weights
   // Wave steps whose loads a warp issues together. Measured on an H100 (decode sweep, M = 1..16,
   // three layer shapes): 2 beat 3, 4 and 8, since fewer registers per thread leave room for more
   // resident warps, and resident warps hide the memory latency better than a longer batch per warp.
   static constexpr int kLoadsInFlight = 2;
+  static constexpr int kRowTiles = kRows > 8 ? 2 : 1;  // n8 tiles of activation rows
 
   struct Acc {
-    float c[4][4];  // [n8 tile j = the lane's column j][m16n8 C register e]; 16 rows whatever kRows
+    float c[kRowTiles][2][4];  // [n8 tile b][m16 tile u][C register e]
   };
-  static constexpr int kAccSlots = 16;
+  static constexpr int kAccSlots = kRowTiles * 8;
 
-  // Slot 4 j + e of lane t: m16n8 C register e of tile j is row t / 4 + 8 (e / 2), tile column
-  // 2 (t % 4) + e % 2; tile j's column n is column j of lane group n, i.e. wave column 4 n + j.
-  __device__ static int acc_row(int lane, int slot) { return lane / 4 + 8 * ((slot % 4) / 2); }
-  __device__ static int acc_col(int lane, int slot) { return 4 * (2 * (lane % 4) + slot % 2) + slot / 4; }
-  __device__ static float acc_value(const Acc& acc, int slot) { return acc.c[slot / 4][slot % 4]; }
+  // m16n8k16 for lane t (g = t / 4, q = t % 4). A (weights, 16 columns x 16 K) of m16 tile u: rows g
+  // and g + 8 are the lane's columns 2u and 2u + 1 (wave columns 4g + 2u, 4g + 2u + 1). C register e
+  // of tile (b, u) is A row g + 8 (e / 2), i.e. wave column 4g + 2u + e / 2, and activation row
+  // 8b + 2q + e % 2. Slot 8b + 4u + e of a lane holds it.
+  __device__ static int acc_row(int lane, int slot) { return 8 * (slot / 8) + 2 * (lane % 4) + slot % 2; }
+  __device__ static int acc_col(int lane, int slot) { return 4 * (lane / 4) + 2 * ((slot / 4) % 2) + (slot % 4) / 2; }
+  __device__ static float acc_value(const Acc& acc, int slot) { return acc.c[slot / 8][(slot / 4) % 2][slot % 4]; }
 
   __device__ static void zero(Acc& acc) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int b = 0; b < kRowTiles; ++b)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc.c[j][e] = 0.0f;
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc.c[b][u][e] = 0.0f;
   }
 
-  // One step: two k16 slabs s. The slab's k order is chosen so that every operand register is one
-  // stored pair. Lane t (g = t / 4, q = t % 4) gives B[k 2q, 2q + 1][n g] = its pair 2s and
-  // B[k 2q + 8, 2q + 9][n g] = its pair 2s + 1, i.e. K offsets (2s, 2s + 4) and (2s + 1, 2s + 5) of
-  // b_q row q; A[row g and g + 8][the same k] are then words 2s and 2s + 1 of b_q row q in LDS
-  // (`act`: the lane's b_q row in activation row 0, rows kActStride values apart). Rows at or past
-  // kRows, and a lane whose b_q row is outside the range, give zeros (its LDS row was not staged);
-  // every lane takes part in the mma. Scale and zero are already in w.
-  template <bool kBf16, int kActStride, int kSumStride>
-  __device__ static void accumulate(Acc& acc, const uint32_t (&w)[4][4], const float (&)[4], const float (&)[4],
-                                    const uint16_t* act, const float*, bool row_valid) {
+  // The B operands of one step (see accumulate), fetched apart from the multiply so that a batch's
+  // activation loads leave together with its weight loads. Activation rows at or past kRows, and a
+  // lane whose b_q row is outside the range, give zeros.
+  static constexpr bool kGlobalActivations = true;  // each B lane loads its own activation row
+  struct Fetched {
+    U32x4 b[kRowTiles];  // activation row 8b + g of the lane's b_q row, (j, j + 4) pairs
+  };
+  template <class Activations>
+  __device__ static Fetched fetch(const Activations& acts, bool row_valid) {
     const int g = lane_id() / 4;
-    U32x4 lo{0u, 0u, 0u, 0u}, hi{0u, 0u, 0u, 0u};
-    if (row_valid && g < kRows) lo = *reinterpret_cast<const U32x4*>(act + g * kActStride);
-    if (row_valid && g + 8 < kRows) hi = *reinterpret_cast<const U32x4*>(act + (g + 8) * kActStride);
-    const uint32_t a_lo[4] = {lo.x, lo.y, lo.z, lo.w}, a_hi[4] = {hi.x, hi.y, hi.z, hi.w};
+    Fetched f;
 #pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      const uint32_t a[4] = {a_lo[2 * s], a_hi[2 * s], a_lo[2 * s + 1], a_hi[2 * s + 1]};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) mma_m16n8k16<kBf16>(acc.c[j], a, w[j][2 * s], w[j][2 * s + 1]);
+    for (int t = 0; t < kRowTiles; ++t) {
+      f.b[t] = U32x4{0u, 0u, 0u, 0u};
+      if (row_valid && 8 * t + g < kRows) f.b[t] = acts.pairs(8 * t + g);
     }
+    return f;
+  }
+
+  // One step: two k16 slabs s, whose k order makes every operand register one stored pair. Lane t
+  // gives A[row g][k 2q, 2q + 1] = pair 2s of its column 2u and A[row g][k 2q + 8, 2q + 9] = pair
+  // 2s + 1 (rows g + 8: column 2u + 1), i.e. K offsets (2s, 2s + 4) and (2s + 1, 2s + 5) of b_q row q;
+  // B[the same k][n g] are then pairs 2s and 2s + 1 of the fetched activations of b_q row q. Every
+  // lane takes part in the mma. The step's sums start at zero and meet the scale of their column
+  // in fp32.
+  template <bool kBf16>
+  __device__ static void accumulate(Acc& acc, const uint32_t (&w)[4][4], const float (&scale)[4], const float (&)[4],
+                                    const Fetched& f) {
+    uint32_t b[kRowTiles][4];
+#pragma unroll
+    for (int t = 0; t < kRowTiles; ++t) {
+      b[t][0] = f.b[t].x;
+      b[t][1] = f.b[t].y;
+      b[t][2] = f.b[t].z;
+      b[t][3] = f.b[t].w;
+    }
+    float step[kRowTiles][2][4] = {};
+#pragma unroll
+    for (int s = 0; s < 2; ++s)
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const uint32_t a[4] = {w[2 * u][2 * s], w[2 * u + 1][2 * s], w[2 * u][2 * s + 1], w[2 * u + 1][2 * s + 1]};
+#pragma unroll
+        for (int t = 0; t < kRowTiles; ++t) mma_m16n8k16<kBf16>(step[t][u], a, b[t][2 * s], b[t][2 * s + 1]);
+      }
+#pragma unroll
+    for (int t = 0; t < kRowTiles; ++t)
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc.c[t][u][e] = fmaf(scale[2 * u + e / 2], step[t][u][e], acc.c[t][u][e]);
   }
 };
 
-}  // namespace w4a16::arch
-
-#include "decode_lanes.cuh"
-
-namespace w4a16::arch {
-
-// Measured on an H100 (decode sweep, fp16, three layer shapes): at M = 1 the per-lane layout (one
-// b_q row of 128 columns per warp, scale applied per row in fp32) ran 8-15% faster than the mma
-// layout, whose tensor cores multiply 15 zero rows there; at M = 2 the mma layout was 2-11% faster.
+// Measured on an H100 (decode tuner, fp16, three layer shapes): the mma layout beat gfx11's
+// per-lane layout (decode_lanes.cuh, with the fp32 dot2 model) at every M, M = 1 included.
 template <int kRows>
-using DecodeMath = std::conditional_t<kRows == 1, LaneDecode<kRows>, MmaDecode<kRows>>;
+using DecodeMath = MmaDecode<kRows>;
 
 // Largest M for which the gemm op takes the decode kernel (the WMMA kernel above it). Measured on
 // an H100 (README, decode): gemm_dot2 beats gemm_wmma at M = 8 and M = 16 on (4096, 14336),

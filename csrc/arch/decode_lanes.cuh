@@ -9,7 +9,8 @@ namespace w4a16::arch {
 template <int kRows>
 struct LaneDecode {
   static constexpr int kLaneRows = 1;          // b_q rows one wave covers per step
-  static constexpr bool kFullDequant = false;  // weights as offset integers, not (q - z) * s
+  static constexpr bool kCentredWeights = false;  // weights as offset integers 16 + q, not q - z
+  static constexpr bool kUsesActSums = true;      // the zero term needs the 8-value activation sums
   // Wave steps whose loads a wave issues together: 64 bytes per lane (28 VGPRs with scales and
   // zeros). Not measured on gfx11 (no card here).
   static constexpr int kLoadsInFlight = 4;
@@ -31,16 +32,28 @@ struct LaneDecode {
       for (int c = 0; c < 4; ++c) acc.v[r][c] = 0.0f;
   }
 
+  // Activations are read row by row inside accumulate (few registers): the fetch only carries the
+  // lane's LDS view along, or nothing for a lane whose row is outside the range (its LDS row was
+  // not staged).
+  static constexpr bool kGlobalActivations = false;  // staged in LDS, with the sums the zero term needs
+  template <class Activations>
+  struct Fetched {
+    Activations acts;
+    bool row_valid;
+  };
+  template <class Activations>
+  __device__ static Fetched<Activations> fetch(const Activations& acts, bool row_valid) {
+    return {acts, row_valid};
+  }
+
   // acc[r][c] += scale[c] * (sum_i (16 + q_ci) * a_ri - zero_bias[c] * asum[r]) over the 8 K values
-  // of the lane's b_q row. w[c][j] is column c's pair j in the (j, j + 4) order; `act` points at the
-  // lane's b_q row in activation row 0 (4 words in the same order, rows kActStride values apart),
-  // `asum` at its 8-value sum (rows kSumStride apart). A lane whose row is outside the range does
-  // nothing (its LDS row was not staged).
-  template <bool kBf16, int kActStride, int kSumStride>
+  // of the lane's b_q row. w[c][j] is column c's pair j in the (j, j + 4) order; the fetched view
+  // gives the lane's activations in the same order and their sums (the kernel's LdsActivations).
+  template <bool kBf16, class Activations>
   __device__ static void accumulate(Acc& acc, const uint32_t (&w)[4][4], const float (&scale)[4],
-                                    const float (&zero_bias)[4], const uint16_t* act, const float* asum,
-                                    bool row_valid) {
-    if (!row_valid) return;
+                                    const float (&zero_bias)[4], const Fetched<Activations>& f) {
+    if (!f.row_valid) return;
+    const Activations& acts = f.acts;
     Dot2Operand wop[4][4];
 #pragma unroll
     for (int c = 0; c < 4; ++c)
@@ -48,8 +61,8 @@ struct LaneDecode {
       for (int j = 0; j < 4; ++j) wop[c][j] = dot2_operand<kBf16>(w[c][j]);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const U32x4 a4 = *reinterpret_cast<const U32x4*>(act + r * kActStride);
-      const float a_sum = asum[r * kSumStride];
+      const U32x4 a4 = acts.pairs(r);
+      const float a_sum = acts.sum(r);
       const Dot2Operand aop[4] = {dot2_operand<kBf16>(a4.x), dot2_operand<kBf16>(a4.y),
                                   dot2_operand<kBf16>(a4.z), dot2_operand<kBf16>(a4.w)};
 #pragma unroll
