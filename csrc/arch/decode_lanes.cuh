@@ -1,4 +1,4 @@
-// Per-lane decode math, gfx11's (and its emulation's; NVIDIA's too at M = 1, see cuda.cuh): every
+// Per-lane decode math, gfx11's and its emulation's (NVIDIA native runs an mma, see cuda.cuh): every
 // lane multiplies its own 4 columns x 8 K values of one b_q row with dot2, so a wave spans one b_q
 // row of 128 columns. Weights come as the exact offset integers 16 + q of offset_int_pairs; scale and
 // zero point are applied per b_q row in fp32. Included by the arch header after its dot2 section.

@@ -72,25 +72,6 @@ __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) {
   return r;
 }
 
-// v_dot2_f32_f16 / v_dot2_f32_bf16 on NVIDIA (the emulation's model of them, and the native per-lane
-// decode): D = S0.lo * S1.lo + S0.hi * S1.hi + S2 (lo pairs with lo, hi with hi, as the ISA reads
-// the packed halves). Each product of two 16-bit values is exact in fp32 (11- or 8-bit
-// significands); the sum is accumulated in fp32, low product first. An operand is the raw pair
-// widened to fp32 (exact).
-struct Dot2Operand {
-  float lo, hi;
-};
-
-template <bool kBf16>
-__device__ inline Dot2Operand dot2_operand(uint32_t pair) {
-  return {bits_to_float<kBf16>(pair & 0xffffu), bits_to_float<kBf16>(pair >> 16)};
-}
-
-template <bool kBf16>
-__device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
-  return fmaf(a.hi, b.hi, fmaf(a.lo, b.lo, acc));
-}
-
 // Decode weights are read exactly once (gfx11 uses a nontemporal load): a read-only load that
 // does not allocate in L1 keeps them from evicting the scales that are reused from cache.
 // U32x4 comes from arch.cuh, the only includer of the arch headers.

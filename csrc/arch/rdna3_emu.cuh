@@ -15,8 +15,25 @@ namespace w4a16::arch {
 constexpr int kWaveSize = 32;  // an NVIDIA warp models one RDNA3 wave32
 
 // ---- dot2 (decode) ----
-// v_dot2_f32_f16 / v_dot2_f32_bf16: nvidia_common.cuh's fp32 model of them; the decode math is
-// gfx11's own (decode_lanes.cuh) at every row tile.
+// v_dot2_f32_f16 / v_dot2_f32_bf16 modelled in fp32; the decode math is gfx11's own
+// (decode_lanes.cuh) at every row tile. D = S0.lo * S1.lo + S0.hi * S1.hi + S2 (lo pairs with lo,
+// hi with hi, as the ISA reads the packed halves). Each product of two 16-bit values is exact in
+// fp32 (11- or 8-bit significands); the sum is accumulated in fp32, low product first. An operand
+// is the raw pair widened to fp32 (exact).
+struct Dot2Operand {
+  float lo, hi;
+};
+
+template <bool kBf16>
+__device__ inline Dot2Operand dot2_operand(uint32_t pair) {
+  return {bits_to_float<kBf16>(pair & 0xffffu), bits_to_float<kBf16>(pair >> 16)};
+}
+
+template <bool kBf16>
+__device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
+  return fmaf(a.hi, b.hi, fmaf(a.lo, b.lo, acc));
+}
+
 }  // namespace w4a16::arch
 
 #include "decode_lanes.cuh"
