@@ -4,7 +4,8 @@ The native kernels are built with CMake (CMakeLists.txt) against the torch that 
 so they need `pip install --no-build-isolation .`:
   ROCm torch + ROCm's clang  -> w4a16_rdna3._C for the arches in W4A16_RDNA3_ARCHS
   CUDA torch + nvcc          -> w4a16_rdna3._C (CUDA native) and w4a16_rdna3._C_rdna3_emu
-                                (RDNA3 emulation), for the arches in TORCH_CUDA_ARCH_LIST
+                                (RDNA3 emulation), for the arches in TORCH_CUDA_ARCH_LIST (9.0 is
+                                built as 9.0a, for wgmma: CMakeLists.txt)
   anything else              -> the pure-Python package (Triton and reference paths), with one
                                 line saying why the native kernels were not built.
 W4A16_RDNA3_BUILD=auto (default) | 1 (build or fail) | 0 (never build). MAX_JOBS caps parallel

@@ -1,4 +1,4 @@
-// Prefill launcher: picks a block tile from the table in gemm_wmma_kernel.cuh by M and launches
+// Prefill launcher: picks a block tile from the arch's table (gemm_wmma_kernel.cuh) by M and launches
 // the kernel instantiation for (dtype, zeros or symmetric, act-order or not).
 #include "gemm_wmma.h"
 
@@ -14,7 +14,14 @@ template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
 void launch_tile(const WmmaGemmArgs& p, cudaStream_t stream) {
   const dim3 grid((p.n + Tile::kBN - 1) / Tile::kBN, (p.m + Tile::kBM - 1) / Tile::kBM);
   TORCH_CHECK(grid.y <= 65535u, "gemm_wmma: M = ", std::to_string(p.m), " needs more than 65535 row blocks");
-  gemm_wmma_kernel<Tile, kBf16, kHasZeros, kHasPerm><<<grid, Tile::kThreads, 0, stream>>>(p);
+  const auto kernel = gemm_wmma_kernel<Tile, kBf16, kHasZeros, kHasPerm>;
+  int lds_bytes = 0;
+  if constexpr (Tile::Lds::kDynamicLds) {
+    // Past 48 KiB a kernel must opt in to dynamic LDS (cheap, and allowed while a graph is captured).
+    lds_bytes = Tile::kLdsBytes;
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, lds_bytes));
+  }
+  kernel<<<grid, Tile::kThreads, lds_bytes, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -72,8 +79,9 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   const bool bf16 = a.scalar_type() == at::kBFloat16;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t sms = multiprocessor_count(a.get_device());
-  // Large tiles reuse each loaded value most, but only pay once they give every CU/SM a block.
-  if (m >= 128 && blocks_of<WmmaTileLarge>(m, n) >= sms) {
+  // Large tiles reuse each loaded value most; with fragments they only pay once they give every
+  // CU/SM a block, with wgmma from M = 128 on (the arch's table says which).
+  if (m >= 128 && (kWmmaLargeWithFewBlocks || blocks_of<WmmaTileLarge>(m, n) >= sms)) {
     launch_variant<WmmaTileLarge>(p, bf16, stream);
   } else if (m > 32) {
     launch_variant<WmmaTileMedium>(p, bf16, stream);

@@ -6,6 +6,8 @@
 // grid of 16x16 accumulators. K advances kBK at a time through two LDS buffers: while the waves
 // multiply buffer s, each thread holds its share of the next K tile (activations and raw int4
 // words) in registers, then dequantises the words ONCE into fp16/bf16 and writes buffer s ^ 1.
+// The LDS layout, the multiplication of a stage and the tile table are the arch's
+// (arch::WmmaImpl): 16x16x16 fragments per wave, or on sm_90a builds wgmma per warpgroup.
 #pragma once
 
 #include <stdint.h>
@@ -18,7 +20,8 @@
 
 namespace w4a16 {
 
-// Block tile: kBM x kBN outputs, kBK-deep K steps, kWarpsM x kWarpsN waves.
+// Block tile: kBM x kBN outputs, kBK-deep K steps, kWarpsM x kWarpsN waves. How a stage sits in
+// LDS and how the waves multiply it is the arch's (arch::WmmaImpl: Layout and Math).
 template <int BM, int BN, int BK, int WarpsM, int WarpsN>
 struct WmmaTile {
   static constexpr int kBM = BM, kBN = BN, kBK = BK;
@@ -27,13 +30,11 @@ struct WmmaTile {
   static constexpr int kWarpM = BM / WarpsM, kWarpN = BN / WarpsN;
   static constexpr int kFragsM = kWarpM / 16, kFragsN = kWarpN / 16;
 
-  // LDS rows are K-contiguous ([m][k] for A, [n][k] for B, see the arch WMMA section) with a
-  // 16-byte pad: a pitch of kBK + 8 elements moves consecutive rows by 4 banks (kBK = 32: 80 B,
-  // kBK = 64: 144 B), so the eight 16-byte row pieces one ldmatrix / ds_read_b128 phase fetches
-  // from eight rows, and the 16-byte dequant stores down a column of B, hit distinct banks.
-  static constexpr int kLd = BK + 8;
-  static constexpr int kStageElems = (BM + BN) * kLd;
-  // Epilogue: the output tile in LDS (out dtype), pitch padded the same way, for 16-byte stores.
+  // A stage buffer holds the A operand tile (kBM rows), then the B operand tile (kBN rows).
+  using Lds = arch::WmmaImpl::Layout<BK>;
+  static constexpr int kAElems = Lds::elems(BM);
+  static constexpr int kStageElems = kAElems + Lds::elems(BN);
+  // Epilogue: the output tile in LDS (out dtype), pitch padded by 16 bytes, for 16-byte stores.
   static constexpr int kOutLd = BN + 8;
   static constexpr int kLdsElems =
       2 * kStageElems > BM * kOutLd ? 2 * kStageElems : BM * kOutLd;
@@ -181,48 +182,41 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
 }
 
 // Registers -> LDS buffer: activations as they are, weights dequantised (natural K order) so the
-// 8 values of a word become one 16-byte piece of row n of the [n][k] B tile.
+// 8 values of a word become one 16-byte piece of row n of the [n][k] B tile. Where a piece sits is
+// the arch's layout (Tile::Lds).
 template <class Tile, bool kBf16>
 __device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Tile>& at, uint16_t* a_lds,
                                    uint16_t* b_lds) {
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    *reinterpret_cast<uint4*>(a_lds + (at.a_row + j * StageMap<Tile>::kARowStep) * Tile::kLd + at.a_k) = st.a[j];
+    *reinterpret_cast<uint4*>(a_lds + Tile::Lds::index(at.a_row + j * StageMap<Tile>::kARowStep, at.a_k)) = st.a[j];
   }
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
     uint32_t q[4];
     dequant8<kBf16>(st.b[j], make_group_dequant<kBf16>(st.scale[j], st.zero[j]), q);
-    *reinterpret_cast<uint4*>(b_lds + at.b_col * Tile::kLd + at.b_k + j * StageMap<Tile>::kBKStep) =
+    *reinterpret_cast<uint4*>(b_lds + Tile::Lds::index(at.b_col, at.b_k + j * StageMap<Tile>::kBKStep)) =
         make_uint4(q[0], q[1], q[2], q[3]);
   }
 }
 
-// One K tile of this wave's accumulators from an LDS buffer; a_lds / b_lds point at the wave's
-// first row of A and of B ([n][k]).
-template <class Tile, bool kBf16>
-__device__ inline void multiply_stage(arch::WmmaAcc (&acc)[Tile::kFragsM][Tile::kFragsN], const uint16_t* a_lds,
-                                      const uint16_t* b_lds, int lane) {
-#pragma unroll
-  for (int ks = 0; ks < Tile::kBK; ks += 16) {
-    arch::WmmaFragA fa[Tile::kFragsM];
-    arch::WmmaFragB fb[Tile::kFragsN];
-#pragma unroll
-    for (int i = 0; i < Tile::kFragsM; ++i) arch::wmma_load_a(fa[i], a_lds + 16 * i * Tile::kLd + ks, Tile::kLd, lane);
-#pragma unroll
-    for (int j = 0; j < Tile::kFragsN; ++j) arch::wmma_load_b(fb[j], b_lds + 16 * j * Tile::kLd + ks, Tile::kLd, lane);
-#pragma unroll
-    for (int i = 0; i < Tile::kFragsM; ++i) {
-#pragma unroll
-      for (int j = 0; j < Tile::kFragsN; ++j) arch::wmma_mma<kBf16>(acc[i][j], fa[i], fb[j]);
-    }
+// The kernel's LDS: a static array where the layout allows, else the launch's dynamic LDS
+// (aligned for the arch's swizzled operand tiles).
+template <class Tile>
+__device__ inline uint16_t* wmma_lds() {
+  if constexpr (Tile::Lds::kDynamicLds) {
+    alignas(Tile::Lds::kAlign) extern __shared__ uint4 lds_dynamic[];
+    return reinterpret_cast<uint16_t*>(lds_dynamic);
+  } else {
+    __shared__ uint4 lds_static[Tile::kLdsBytes / 16];
+    return reinterpret_cast<uint16_t*>(lds_static);
   }
 }
 
 template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
 __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGemmArgs p) {
-  __shared__ uint4 lds_raw[Tile::kLdsBytes / 16];
-  uint16_t* const lds = reinterpret_cast<uint16_t*>(lds_raw);
+  uint16_t* const lds = wmma_lds<Tile>();
+  using Math = arch::WmmaImpl::Math<Tile>;
 
   const int lane = arch::lane_id();
   const int wave = arch::thread_id() / arch::kWaveSize;
@@ -238,23 +232,27 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     for (int j = 0; j < Tile::kFragsN; ++j) arch::wmma_zero(acc[i][j]);
   }
 
-  // A stage buffer holds A rows ([m][k]) then, kBM * kLd further, B rows ([n][k]).
   const StageMap<Tile> at = StageMap<Tile>::of_thread();
   const StageSource<Tile> src = StageSource<Tile>::of(at, p, m0, n0);
   WmmaStage<Tile> st;
   load_stage<Tile, kHasZeros, kHasPerm, true>(st, src, at, p, 0);
-  store_stage<Tile, kBf16>(st, at, lds, lds + Tile::kBM * Tile::kLd);
+  store_stage<Tile, kBf16>(st, at, lds, lds + Tile::kAElems);
+  Math::fence_operand_stores();
   arch::barrier();
 
   // K step kt: the global loads of tile kt + 1 are in flight while tile kt is multiplied from
-  // buffer `cur`; then tile kt + 1 is stored to `next`. One barrier per step suffices with two
-  // buffers: it publishes `next` and retires the reads of `cur`, the following step's write target.
+  // buffer `cur`; then tile kt + 1 is stored to `next` (while the products run, where the arch's
+  // matrix units run them asynchronously). One barrier per step suffices with two buffers: it
+  // publishes `next` and retires the reads of `cur` (waited for first), the following step's
+  // write target.
   uint16_t* cur = lds;
   uint16_t* next = lds + Tile::kStageElems;
   const auto k_step = [&](int kt, auto mask_k) {
     load_stage<Tile, kHasZeros, kHasPerm, decltype(mask_k)::value>(st, src, at, p, (kt + 1) * Tile::kBK);
-    multiply_stage<Tile, kBf16>(acc, cur + wave_m * Tile::kLd, cur + (Tile::kBM + wave_n) * Tile::kLd, lane);
-    store_stage<Tile, kBf16>(st, at, next, next + Tile::kBM * Tile::kLd);
+    Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
+    store_stage<Tile, kBf16>(st, at, next, next + Tile::kAElems);
+    Math::wait(acc);
+    Math::fence_operand_stores();
     arch::barrier();
     uint16_t* const done = cur;
     cur = next;
@@ -266,7 +264,8 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   int kt = 0;
   for (; kt + 1 < k_whole_tiles; ++kt) k_step(kt, std::false_type{});
   if (kt + 1 < k_tiles) k_step(kt, std::true_type{});
-  multiply_stage<Tile, kBf16>(acc, cur + wave_m * Tile::kLd, cur + (Tile::kBM + wave_n) * Tile::kLd, lane);
+  Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
+  Math::wait(acc);
   arch::barrier();  // the epilogue below overwrites the stage buffers
 
   // Epilogue: accumulators (+ bias, in fp32) -> out dtype -> LDS tile -> 16-byte global stores.
@@ -303,11 +302,11 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   }
 }
 
-// The tile table the launcher picks from (by M; see gemm_wmma.cu). Measured on the H100: 8 waves
-// of 64x32 beat 4 of 64x64 (fewer registers, more warps to hide the staging latency); 64x64 wave
-// tiles also spill on gfx11.
-using WmmaTileLarge = WmmaTile<128, 128, 32, 2, 4>;  // waves of 64 x 32
-using WmmaTileMedium = WmmaTile<64, 128, 32, 2, 4>;  // waves of 32 x 32
-using WmmaTileSmall = WmmaTile<32, 64, 32, 2, 2>;    // waves of 16 x 32
+// The tile table the launcher picks from (by M; see gemm_wmma.cu): the arch's (arch::WmmaImpl).
+using WmmaTileLarge = arch::WmmaImpl::Tiles<WmmaTile>::Large;
+using WmmaTileMedium = arch::WmmaImpl::Tiles<WmmaTile>::Medium;
+using WmmaTileSmall = arch::WmmaImpl::Tiles<WmmaTile>::Small;
+// Whether Large is taken from M = 128 on even where its blocks leave CUs/SMs without one.
+constexpr bool kWmmaLargeWithFewBlocks = arch::WmmaImpl::Tiles<WmmaTile>::kLargeWithFewBlocks;
 
 }  // namespace w4a16

@@ -223,3 +223,20 @@ __device__ inline int wmma_acc_row(int lane, int i) { return (lane >> 2) + 8 * (
 __device__ inline int wmma_acc_col(int lane, int i) { return 8 * (i >> 2) + 2 * (lane & 3) + (i & 1); }
 
 }  // namespace w4a16::arch
+
+#include "wgmma_sm90a.cuh"
+#include "wmma_fragments.cuh"
+
+namespace w4a16::arch {
+// The prefill math: wgmma where the build targets sm_90a alone (CMakeLists.txt defines
+// W4A16_CUDA_WGMMA then), mma.sync fragments otherwise. The choice is the build's, not each device
+// pass's (__CUDA_ARCH_FEAT_SM90_ALL): the host launcher must see the same tile table.
+#if defined(W4A16_CUDA_WGMMA)
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "W4A16_CUDA_WGMMA: every device pass must be sm_90a (-gencode=arch=compute_90a,code=sm_90a)"
+#endif
+using WmmaImpl = Wgmma;
+#else
+using WmmaImpl = FragmentWmma;
+#endif
+}  // namespace w4a16::arch

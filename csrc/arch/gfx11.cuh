@@ -113,9 +113,10 @@ using DecodeMath = LaneDecode<kRows>;
 constexpr int kGemmDot2MaxM = 16;
 
 // ---- WMMA 16x16x16 (prefill) ----
-// Interface used by gemm_wmma_kernel.cuh (same names in cuda.cuh and rdna3_emu.cuh):
-//   WmmaFragA / WmmaFragB / WmmaAcc, kWmmaAccPerLane, wmma_zero, wmma_load_a, wmma_load_b,
-//   wmma_mma<kBf16>, wmma_acc_row / wmma_acc_col.
+// Interface (same names in cuda.cuh and rdna3_emu.cuh): WmmaFragA / WmmaFragB, wmma_load_a,
+// wmma_load_b, wmma_mma<kBf16> for the fragment loop (wmma_fragments.cuh); WmmaAcc,
+// kWmmaAccPerLane, wmma_zero, wmma_acc_row / wmma_acc_col and WmmaImpl (LDS layout, stage math,
+// tile table) for gemm_wmma_kernel.cuh.
 // Operand tiles sit in LDS as raw 16-bit values with K contiguous: A as [m][k], B as [n][k];
 // `tile` points at element (0, 0) of one 16x16 sub-tile, `ld` is the row pitch in elements
 // (a multiple of 8, so every row starts 16-byte aligned).
@@ -162,4 +163,10 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
 
+}  // namespace w4a16::arch
+
+#include "wmma_fragments.cuh"
+
+namespace w4a16::arch {
+using WmmaImpl = FragmentWmma;  // the prefill math: 16x16x16 fragments (wmma_fragments.cuh)
 }  // namespace w4a16::arch

@@ -109,3 +109,9 @@ __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4)
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
 
 }  // namespace w4a16::arch
+
+#include "wmma_fragments.cuh"
+
+namespace w4a16::arch {
+using WmmaImpl = FragmentWmma;  // the prefill math: 16x16x16 fragments (wmma_fragments.cuh)
+}  // namespace w4a16::arch
