@@ -1,6 +1,7 @@
 """The prefill WMMA GEMM op (`gemm_wmma`) of each native build against the fp32 reference.
 
-Builds: `w4a16_rdna3` (native: gfx11 WMMA on ROCm, mma.sync on CUDA) and, on CUDA,
+Builds: `w4a16_rdna3` (native: gfx11 WMMA on ROCm; on CUDA wgmma when built for sm_90a alone,
+mma.sync otherwise) and, on CUDA,
 `w4a16_rdna3_emu` (the gfx11 lane layouts with v_wmma emulated). Bounds: relative error
 ||out - ref|| / ||ref|| <= 1e-3 for fp16 and <= 8e-3 for bf16 (weights are rounded to the
 activation dtype once, in LDS); NaN never passes; outputs are poisoned before every call.
