@@ -17,6 +17,7 @@
 #include "arch/arch.cuh"
 #include "dequant.cuh"
 #include "group_divisor.cuh"
+#include "row_pointer.cuh"
 
 namespace w4a16 {
 
@@ -121,12 +122,6 @@ struct StageSource {
     return s;
   }
 };
-
-// base + row * pitch bytes as one 32 x 32 -> 64-bit multiply-add (IMAD.WIDE.U32, v_mad_u64_u32).
-template <class T>
-__device__ inline const T* at_row(const T* base, uint32_t row, uint32_t pitch_bytes) {
-  return reinterpret_cast<const T*>(reinterpret_cast<const char*>(base) + static_cast<uint64_t>(row) * pitch_bytes);
-}
 
 // Loads K tile k0 into registers. kMaskK: the tile may reach past K (only the last one does);
 // K % 8 == 0, so a vector or word is wholly inside or outside.
