@@ -24,7 +24,7 @@ struct OffsetIntFormat {
 
 // p[j] = (16 + q[j], 16 + q[j + 4]): nibbles j and j + 4 sit 16 bits apart, so one shift (by a
 // constant: to bit kShift) and one and-or per pair. Pairing K offsets (j, j + 4) means the
-// activations must be paired the same way (see interleave_k8).
+// activations must be paired the same way (see interleave_pairs).
 template <bool kBf16>
 __device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
   using F = OffsetIntFormat<kBf16>;
@@ -36,12 +36,9 @@ __device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
   }
 }
 
-// Position of K offset i (0..7) in the (j, j + 4) pair order of offset_int_pairs: pair i % 4,
-// half i / 4, i.e. 16-bit slot 2 * (i % 4) + i / 4.
-__host__ __device__ constexpr int interleave_k8(int i) { return 2 * (i & 3) + (i >> 2); }
-
-// 8 consecutive 16-bit values (word i / 2 holds K offsets i, low half, and i + 1) in that pair
-// order: pair j = K offsets (j, j + 4), the low or high halves of words j / 2 and j / 2 + 2.
+// 8 consecutive 16-bit values (word w holds K offsets 2w, low half, and 2w + 1) in the pair order
+// of offset_int_pairs: pair j = K offsets (j, j + 4), the low or high halves of words j / 2 and
+// j / 2 + 2; K offset i lands in 16-bit slot 2 (i % 4) + i / 4.
 __device__ inline arch::U32x4 interleave_pairs(const arch::U32x4& v) {
   return {(v.x & 0xFFFFu) | (v.z << 16), (v.x >> 16) | (v.z & 0xFFFF0000u), (v.y & 0xFFFFu) | (v.w << 16),
           (v.y >> 16) | (v.w & 0xFFFF0000u)};

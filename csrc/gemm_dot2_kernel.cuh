@@ -66,8 +66,8 @@ struct Dot2Args {
   int splits;              // gridDim.y
 };
 
-// One chunk of activations into LDS. act[r][c * 8 + interleave_k8(i)] = a[m0 + r][perm[k]] with
-// k = (chunk0 + c) * 8 + i: the (j, j + 4) pair order of offset_int_pairs, so a lane's one 16-byte
+// One chunk of activations into LDS. act[r][c * 8 .. c * 8 + 7] = a[m0 + r][perm[k]] for
+// k = (chunk0 + c) * 8 + i, in the (j, j + 4) pair order of interleave_pairs, so a lane's one 16-byte
 // LDS read gives the four dot2 operands of one b_q int32. asum[r][c] = sum of those 8 values in
 // fp32, for the zero-point term of the decode math that takes it (kUsesActSums). Rows past M are
 // zeros; a perm entry outside [0, K) gives NaN (never an out-of-bounds read).

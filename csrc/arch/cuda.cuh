@@ -25,12 +25,9 @@ __device__ inline uint32_t bf162_to_bits(__nv_bfloat162 h) {
   return u;
 }
 
-// Packed bf16 arithmetic (sm_90 has it natively), IEEE round to nearest even.
+// Packed bf16 subtraction (sm_90 has it natively), IEEE round to nearest even.
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
   return bf162_to_bits(__hsub2(bits_to_bf162(a), bits_to_bf162(b)));
-}
-__device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
-  return bf162_to_bits(__hmul2(bits_to_bf162(a), bits_to_bf162(b)));
 }
 
 // ---- dot2 (decode) ----

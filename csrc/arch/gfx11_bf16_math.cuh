@@ -12,8 +12,5 @@ __device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
   return pk_bf16_pack(as_float(a << 16) - as_float(b << 16), as_float(a & 0xFFFF0000u) - as_float(b & 0xFFFF0000u));
 }
-__device__ inline uint32_t pk_mul_bf16(uint32_t a, uint32_t b) {
-  return pk_bf16_pack(as_float(a << 16) * as_float(b << 16), as_float(a & 0xFFFF0000u) * as_float(b & 0xFFFF0000u));
-}
 
 }  // namespace w4a16::arch
