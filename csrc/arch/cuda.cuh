@@ -63,6 +63,12 @@ struct MmaDecode {
   // resident warps, and resident warps hide the memory latency better than a longer batch per warp.
   static constexpr int kLoadsInFlight = 2;
   static constexpr int kRowTiles = kRows > 8 ? 2 : 1;  // n8 tiles of activation rows
+  // The decode kernel's __launch_bounds__ minimum of resident blocks (of 8 warps) per SM, so that
+  // ptxas keeps to 64 registers (80 for the 16-row tile). Measured on an H100 (decode tuner): unbound,
+  // the 8-row tile took 65 registers, 3 blocks per SM, and 20.7 instead of 14.9 us on (4096, 14336);
+  // the 16-row tile 93, 2 blocks, and 29.8 / 27.7 / 70.1 instead of 24.0 / 21.0 / 47.6 us on the
+  // three layer shapes.
+  static constexpr int kMinBlocks = kRows > 8 ? 3 : 4;
 
   struct Acc {
     float c[kRowTiles][2][4];  // [n8 tile b][m16 tile u][C register e]
@@ -86,22 +92,24 @@ struct MmaDecode {
         for (int e = 0; e < 4; ++e) acc.c[b][u][e] = 0.0f;
   }
 
-  // The B operands of one step (see accumulate), fetched apart from the multiply so that a batch's
-  // activation loads leave together with its weight loads. Activation rows at or past kRows, and a
-  // lane whose b_q row is outside the range, give zeros.
+  // The B operands of one step (see accumulate), loaded apart from the multiply so that a batch's
+  // activation loads leave together with its weight loads and nothing waits on one before the next
+  // is issued: no branch, and the pairing waits for accumulate. Lane g loads tile row 8b + g; a row
+  // the tile does not have (g >= kRows) re-reads the last one, and the source re-reads its last row
+  // for a row past M: either only feeds C column g of the mma, an output row that is never stored.
   static constexpr bool kGlobalActivations = true;  // each B lane loads its own activation row
+  template <class Activations>
   struct Fetched {
-    U32x4 b[kRowTiles];  // activation row 8b + g of the lane's b_q row, (j, j + 4) pairs
+    U32x4 loaded[kRowTiles];  // as the source keeps it (Activations::pairs_of gives the pairs)
+    bool row_valid;           // the lane's b_q row is inside the wave's range
   };
   template <class Activations>
-  __device__ static Fetched fetch(const Activations& acts, bool row_valid) {
+  __device__ static Fetched<Activations> fetch(const Activations& acts, bool row_valid) {
     const int g = lane_id() / 4;
-    Fetched f;
+    Fetched<Activations> f;
 #pragma unroll
-    for (int t = 0; t < kRowTiles; ++t) {
-      f.b[t] = U32x4{0u, 0u, 0u, 0u};
-      if (row_valid && 8 * t + g < kRows) f.b[t] = acts.pairs(8 * t + g);
-    }
+    for (int b = 0; b < kRowTiles; ++b) f.loaded[b] = acts.load(min(8 * b + g, kRows - 1));
+    f.row_valid = row_valid;
     return f;
   }
 
@@ -111,16 +119,18 @@ struct MmaDecode {
   // B[the same k][n g] are then pairs 2s and 2s + 1 of the fetched activations of b_q row q. Every
   // lane takes part in the mma. The step's sums start at zero and meet the scale of their column
   // in fp32.
-  template <bool kBf16>
+  // A lane whose b_q row is outside the range gives zero activations: its weights are a re-read row.
+  template <bool kBf16, class Activations>
   __device__ static void accumulate(Acc& acc, const uint32_t (&w)[4][4], const float (&scale)[4], const float (&)[4],
-                                    const Fetched& f) {
+                                    const Fetched<Activations>& f) {
     uint32_t b[kRowTiles][4];
 #pragma unroll
     for (int t = 0; t < kRowTiles; ++t) {
-      b[t][0] = f.b[t].x;
-      b[t][1] = f.b[t].y;
-      b[t][2] = f.b[t].z;
-      b[t][3] = f.b[t].w;
+      const U32x4 pairs = f.row_valid ? Activations::pairs_of(f.loaded[t]) : U32x4{0u, 0u, 0u, 0u};
+      b[t][0] = pairs.x;
+      b[t][1] = pairs.y;
+      b[t][2] = pairs.z;
+      b[t][3] = pairs.w;
     }
     float step[kRowTiles][2][4] = {};
 #pragma unroll

@@ -14,6 +14,8 @@ struct LaneDecode {
   // Wave steps whose loads a wave issues together: 64 bytes per lane (28 VGPRs with scales and
   // zeros). Not measured on gfx11 (no card here).
   static constexpr int kLoadsInFlight = 4;
+  // The decode kernel's __launch_bounds__ minimum (HIP reads it as waves per SIMD): none.
+  static constexpr int kMinBlocks = 1;
 
   struct Acc {
     float v[kRows][4];
