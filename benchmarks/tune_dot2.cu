@@ -144,9 +144,6 @@ float copy_gbs(cudaStream_t stream) {
   CHECK(cudaMalloc(&src, bytes));
   CHECK(cudaMalloc(&dst, bytes));
   CHECK(cudaMemsetAsync(src, 1, bytes, stream));
-  // About 0.2 s of copies first: without them the first timing of a process (the first layer at
-  // M = 1) came out 5-8% slower than the same launch timed again later.
-  for (int i = 0; i < 300; ++i) CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
   const float ms = median_ms(stream, 12, [&] {
     CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
   });
@@ -187,6 +184,7 @@ int main(int argc, char** argv) {
   std::printf("# %s: resident blocks per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; copy %.0f GB/s\n", label,
               blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(), blocks_per_sm<8>(), blocks_per_sm<16>(),
               copy);
+  bool first_timing = true;
   std::printf("| K | N | M | splits asked | splits | us | GB/s | %% copy | rel. error |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& shape : shapes) {
@@ -242,7 +240,14 @@ int main(int argc, char** argv) {
         CHECK(cudaStreamEndCapture(stream, &graph));
         CHECK(cudaGraphInstantiate(&exec, graph, 0));
         for (int i = 0; i < 3; ++i) CHECK(cudaGraphLaunch(exec, stream));
-        const float t = median_ms(stream, 15, [&] { CHECK(cudaGraphLaunch(exec, stream)); }) * 1000.0f / calls;
+        const auto replay_us = [&] {
+          return median_ms(stream, 15, [&] { CHECK(cudaGraphLaunch(exec, stream)); }) * 1000.0f / calls;
+        };
+        // The first timing of a process came out 5-9% above the same launch through the extension in
+        // the same device call (e.g. 15.9 against 14.6 us): it is taken twice, the second one kept.
+        float t = replay_us();
+        if (first_timing) t = replay_us();
+        first_timing = false;
         CHECK(cudaGraphExecDestroy(exec));
         CHECK(cudaGraphDestroy(graph));
         const double gbs = bytes / (t * 1e-6) / 1e9;

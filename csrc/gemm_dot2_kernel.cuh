@@ -254,7 +254,7 @@ __global__ void __launch_bounds__(kThreads, Tile<kRows>::Math::kMinBlocks) gemm_
   // Without staging a chunk is the whole split. The waves go down a chunk in bands of kBandRows b_q
   // rows, wave w taking the band's w-th batch (kLoadsInFlight steps): the block reads one band at a
   // time, not kWarps places a run apart. Measured on an H100 (decode tuner, M = 1..8, with the
-  // activation loads of MmaDecode::fetch): 0.7 to 2.6 us faster than a contiguous run per wave on
+  // activation loads of MmaDecode::fetch): 0.7 to 2.5 us faster than a contiguous run per wave on
   // (14336, 4096) and (5120, 27648), the same within the run-to-run spread on (4096, 14336).
   constexpr int kBatchRows = kLoadsInFlight * kLaneRows;
   constexpr int kBandRows = kWarps * kBatchRows;
