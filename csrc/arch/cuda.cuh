@@ -66,7 +66,7 @@ struct MmaDecode {
   // The decode kernel's __launch_bounds__ minimum of resident blocks (of 8 warps) per SM, so that
   // ptxas keeps to 64 registers (80 for the 16-row tile). Measured on an H100 (decode tuner): unbound,
   // the 8-row tile took 65 registers, 3 blocks per SM, and 20.7 instead of 14.9 us on (4096, 14336);
-  // the 16-row tile 93, 2 blocks, and 29.8 / 27.7 / 70.1 instead of 24.0 / 21.0 / 47.6 us on the
+  // the 16-row tile 93, 2 blocks, and 29.8 / 27.7 / 70.1 instead of 24.0 / 20.9 / 47.7 us on the
   // three layer shapes.
   static constexpr int kMinBlocks = kRows > 8 ? 3 : 4;
 
