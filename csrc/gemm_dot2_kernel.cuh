@@ -110,8 +110,8 @@ __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float
 
 // Where the decode math finds a lane's activations: load(r) gives the 16 bytes of tile row r at the
 // lane's b_q row as the source keeps them, pairs_of turns them into the 8 values in the (j, j + 4)
-// pair order; apart, so that the loads of a batch all leave before any is used. LDS also gives
-// both at once, pairs(r), and the sums, sum(r), for the per-lane math.
+// pair order; apart, so that the loads of a batch all leave before any is used. LDS also gives the
+// 8-value sums, sum(r), for the per-lane math.
 
 // Staged in LDS by stage_activations (perm applied, already paired, sums included).
 template <int kRows>
@@ -122,7 +122,6 @@ struct LdsActivations {
     return *reinterpret_cast<const arch::U32x4*>(act + r * Tile<kRows>::kChunkK);
   }
   __device__ static arch::U32x4 pairs_of(const arch::U32x4& loaded) { return loaded; }
-  __device__ arch::U32x4 pairs(int r) const { return load(r); }
   __device__ float sum(int r) const { return asum[r * Tile<kRows>::kChunkRows]; }
 };
 

@@ -63,7 +63,7 @@ struct LaneDecode {
       for (int j = 0; j < 4; ++j) wop[c][j] = dot2_operand<kBf16>(w[c][j]);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const U32x4 a4 = acts.pairs(r);
+      const U32x4 a4 = Activations::pairs_of(acts.load(r));
       const float a_sum = acts.sum(r);
       const Dot2Operand aop[4] = {dot2_operand<kBf16>(a4.x), dot2_operand<kBf16>(a4.y),
                                   dot2_operand<kBf16>(a4.z), dot2_operand<kBf16>(a4.w)};
