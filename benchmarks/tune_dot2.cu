@@ -5,11 +5,12 @@
 //
 //   nvcc -arch=sm_90 -std=c++17 -O3 -I csrc -o tune_dot2 benchmarks/tune_dot2.cu            # native
 //   nvcc ... -DW4A16_RDNA3_EMULATION ...                                                   # emulation
-//   ./tune_dot2 [label]
+//   ./tune_dot2 [label] [zeros]
 //
-// fp16, G = 128, symmetric, random data; weights rotated past 2x the L2; each time is the median of
-// CUDA-graph replays of back-to-back calls (split-K reduction included), as w4a16_rdna3/bench.py
-// times the extension. GB/s counts int4 weights + scales.
+// fp16, G = 128, symmetric (with `zeros`: random zero points), random data; weights rotated past 2x
+// the L2; each time is the median of CUDA-graph replays of back-to-back calls (split-K reduction
+// included), as w4a16_rdna3/bench.py times the extension. GB/s counts int4 weights + scales (+ zero
+// points).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -60,56 +61,79 @@ __global__ void fill_halves(uint16_t* p, size_t n, uint32_t seed, float lo, floa
   }
 }
 
-// out[m][n] = sum_k a[m][k] * (q[k][n] - 8) * s[k / G][n] in fp32, one thread per output.
-__global__ void reference(const uint16_t* a, const uint32_t* b_q, const uint16_t* scales, float* out, int k, int n) {
+// out[m][n] = sum_k a[m][k] * (q[k][n] - z) * s[k / G][n] in fp32, one thread per output; z = 8 without
+// zeros.
+__global__ void reference(const uint16_t* a, const uint32_t* b_q, const uint16_t* scales, const uint32_t* zeros,
+                          float* out, int k, int n) {
   const int col = blockIdx.x * blockDim.x + threadIdx.x, row = blockIdx.y;
   if (col >= n) return;
   float acc = 0.0f;
   for (int kk = 0; kk < k; ++kk) {
     const int q = (b_q[size_t(kk / 8) * n + col] >> (4 * (kk % 8))) & 15;
-    acc += __half2float(__ushort_as_half(a[size_t(row) * k + kk])) * static_cast<float>(q - 8) *
-           __half2float(__ushort_as_half(scales[size_t(kk / kGroupSize) * n + col]));
+    const size_t group = kk / kGroupSize;
+    const int z = zeros == nullptr ? 8 : (zeros[group * (n / 8) + col / 8] >> (4 * (col % 8))) & 15;
+    acc += __half2float(__ushort_as_half(a[size_t(row) * k + kk])) * static_cast<float>(q - z) *
+           __half2float(__ushort_as_half(scales[group * n + col]));
   }
   out[size_t(row) * n + col] = acc;
 }
 
-template <int kRows>
+template <int kRows, int kWarps = dot2::Tile<kRows>::kWarps, bool kHasZeros = false>
 int blocks_per_sm() {
   int blocks = 0;
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, dot2::gemm_dot2_kernel<false, false, false, kRows>,
-                                                      dot2::kThreads, 0));
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &blocks, dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, kWarps>, kWarps * 32, 0));
   return blocks;
 }
 
-// One call as gemm_dot2.cu makes it, with `forced` splits unless 0. Returns the split count.
-template <int kRows>
-int launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
-  dot2::Launch shape = dot2::plan_launch<kRows>(p.m, p.n, p.k, int64_t{sms} * blocks_per_sm<kRows>());
+// What one call ran: its K splits and waves per block.
+struct Ran {
+  int splits, warps;
+};
+
+// One call as gemm_dot2.cu makes it, with `forced` splits (and the planned block size) unless 0.
+template <int kRows, bool kHasZeros>
+Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
+  using Tile = dot2::Tile<kRows>;
+  dot2::Launch shape = dot2::plan_launch<kRows>(p.m, p.n, p.k, [&](int64_t warps) {
+    return int64_t{sms} * (warps == Tile::kWarps ? blocks_per_sm<kRows, Tile::kWarps, kHasZeros>()
+                                                 : blocks_per_sm<kRows, Tile::kMinWarps, kHasZeros>());
+  });
   dot2::Plan& plan = shape.plan;
   if (forced > 0) {
-    const int64_t rows = dot2::ceil_div(dot2::ceil_div(p.k / 8, forced), dot2::kWarps) * dot2::kWarps;
+    const int64_t rows = dot2::split_rows(p.k / 8, forced, shape.warps);
     plan = {dot2::ceil_div(p.k / 8, rows), rows};
   }
   p.rows_per_split = static_cast<int>(plan.rows_per_split);
   p.splits = static_cast<int>(plan.splits);
   const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
                   static_cast<unsigned>(shape.row_tiles));
-  dot2::gemm_dot2_kernel<false, false, false, kRows><<<grid, dot2::kThreads, 0, stream>>>(p);
+  if (shape.warps == Tile::kWarps) {
+    dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, Tile::kWarps><<<grid, Tile::kWarps * 32, 0, stream>>>(p);
+  } else {
+    dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, Tile::kMinWarps>
+        <<<grid, Tile::kMinWarps * 32, 0, stream>>>(p);
+  }
   if (plan.splits > 1) {
     const int64_t total = int64_t{p.m} * p.n;
     dot2::gemm_dot2_reduce_kernel<false><<<static_cast<unsigned>(dot2::ceil_div(total, dot2::kReduceThreads)),
                                            dot2::kReduceThreads, 0, stream>>>(p.partial, p.splits, p.m, p.n,
                                                                               nullptr, p.out);
   }
-  return p.splits;
+  return {p.splits, static_cast<int>(shape.warps)};
 }
 
-int launch_any(const dot2::Dot2Args& p, int forced, int sms, cudaStream_t stream) {
-  if (p.m <= 1) return launch<1>(p, forced, sms, stream);
-  if (p.m <= 2) return launch<2>(p, forced, sms, stream);
-  if (p.m <= 4) return launch<4>(p, forced, sms, stream);
-  if (p.m <= 8) return launch<8>(p, forced, sms, stream);
-  return launch<16>(p, forced, sms, stream);
+template <bool kHasZeros>
+Ran launch_rows(const dot2::Dot2Args& p, int forced, int sms, cudaStream_t stream) {
+  if (p.m <= 1) return launch<1, kHasZeros>(p, forced, sms, stream);
+  if (p.m <= 2) return launch<2, kHasZeros>(p, forced, sms, stream);
+  if (p.m <= 4) return launch<4, kHasZeros>(p, forced, sms, stream);
+  if (p.m <= 8) return launch<8, kHasZeros>(p, forced, sms, stream);
+  return launch<16, kHasZeros>(p, forced, sms, stream);
+}
+
+Ran launch_any(const dot2::Dot2Args& p, int forced, int sms, cudaStream_t stream) {
+  return p.zeros != nullptr ? launch_rows<true>(p, forced, sms, stream) : launch_rows<false>(p, forced, sms, stream);
 }
 
 float median(std::vector<float> v) {
@@ -174,6 +198,7 @@ double relative_error(const uint16_t* out, const float* ref, size_t count) {
 
 int main(int argc, char** argv) {
   const char* label = argc > 1 ? argv[1] : "gemm_dot2";
+  const bool with_zeros = argc > 2 && std::string(argv[2]) == "zeros";
   const int shapes[][2] = {{4096, 14336}, {14336, 4096}, {5120, 27648}};  // (K, N)
   const int rows[] = {1, 2, 4, 8, 16};
   cudaStream_t stream;
@@ -181,23 +206,29 @@ int main(int argc, char** argv) {
   int sms = 0;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   const float copy = copy_gbs(stream);
-  std::printf("# %s: resident blocks per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; copy %.0f GB/s\n", label,
-              blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(), blocks_per_sm<8>(), blocks_per_sm<16>(),
-              copy);
+  std::printf("# %s%s: resident blocks (of the largest size) per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; "
+              "copy %.0f GB/s\n",
+              label, with_zeros ? " (zero points)" : "", blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(),
+              blocks_per_sm<8>(), blocks_per_sm<16>(), copy);
   bool first_timing = true;
-  std::printf("| K | N | M | splits asked | splits | us | GB/s | %% copy | rel. error |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| K | N | M | splits asked | splits | us | GB/s | %% copy | rel. error | warps |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& shape : shapes) {
     const int k = shape[0], n = shape[1];
     const size_t words = size_t(k) / 8 * n, scale_count = size_t(k) / kGroupSize * n;
-    const double bytes = words * 4.0 + scale_count * 2.0;
+    const size_t zero_words = with_zeros ? scale_count / 8 : 0;
+    const double bytes = words * 4.0 + scale_count * 2.0 + zero_words * 4.0;
     const int copies = std::max(2, static_cast<int>(std::ceil(2 * kL2Bytes / bytes)));
-    std::vector<uint32_t*> b_q(copies);
+    std::vector<uint32_t*> b_q(copies), zeros(copies, nullptr);
     std::vector<uint16_t*> scales(copies);
     for (int c = 0; c < copies; ++c) {
       CHECK(cudaMalloc(&b_q[c], words * 4));
       CHECK(cudaMalloc(&scales[c], scale_count * 2));
       fill_words<<<1024, 256, 0, stream>>>(b_q[c], words, 17 + c);
+      if (with_zeros) {
+        CHECK(cudaMalloc(&zeros[c], zero_words * 4));
+        fill_words<<<1024, 256, 0, stream>>>(zeros[c], zero_words, 57 + c);
+      }
       const float typical = 1.0f / (8.0f * std::sqrt(static_cast<float>(k)));
       fill_halves<<<1024, 256, 0, stream>>>(scales[c], scale_count, 99 + c, 0.5f * typical, 1.5f * typical);
     }
@@ -209,7 +240,7 @@ int main(int argc, char** argv) {
     CHECK(cudaMalloc(&partial, size_t{dot2::kMaxSplits} * 16 * n * 4));
     fill_halves<<<1024, 256, 0, stream>>>(a, 16 * size_t(k), 5, -2.0f, 2.0f);
     for (const int m : rows) {
-      reference<<<dim3((n + 127) / 128, m), 128, 0, stream>>>(a, b_q[0], scales[0], ref, k, n);
+      reference<<<dim3((n + 127) / 128, m), 128, 0, stream>>>(a, b_q[0], scales[0], zeros[0], ref, k, n);
       for (const int forced : kForcedSplits) {
         dot2::Dot2Args p{};
         p.a = a;
@@ -221,6 +252,7 @@ int main(int argc, char** argv) {
         p.group = GroupDivisor::of(kGroupSize);
         p.b_q = b_q[0];
         p.scales = scales[0];
+        p.zeros = zeros[0];
         CHECK(cudaMemsetAsync(out, 0xFF, size_t(m) * n * 2, stream));  // NaN until written
         launch_any(p, forced, sms, stream);
         CHECK(cudaStreamSynchronize(stream));
@@ -228,14 +260,15 @@ int main(int argc, char** argv) {
         const double error = relative_error(out, ref, size_t(m) * n);
 
         const int calls = copies * ((10 + copies - 1) / copies);
-        int splits = 0;
+        Ran ran{};
         cudaGraph_t graph;
         cudaGraphExec_t exec;
         CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
         for (int i = 0; i < calls; ++i) {
           p.b_q = b_q[i % copies];
           p.scales = scales[i % copies];
-          splits = launch_any(p, forced, sms, stream);
+          p.zeros = zeros[i % copies];
+          ran = launch_any(p, forced, sms, stream);
         }
         CHECK(cudaStreamEndCapture(stream, &graph));
         CHECK(cudaGraphInstantiate(&exec, graph, 0));
@@ -251,13 +284,15 @@ int main(int argc, char** argv) {
         CHECK(cudaGraphExecDestroy(exec));
         CHECK(cudaGraphDestroy(graph));
         const double gbs = bytes / (t * 1e-6) / 1e9;
-        std::printf("| %d | %d | %d | %s | %d | %.2f | %.0f | %.0f%% | %.2e |\n", k, n, m,
-                    forced == 0 ? "plan" : std::to_string(forced).c_str(), splits, t, gbs, 100.0 * gbs / copy, error);
+        std::printf("| %d | %d | %d | %s | %d | %.2f | %.0f | %.0f%% | %.2e | %d |\n", k, n, m,
+                    forced == 0 ? "plan" : std::to_string(forced).c_str(), ran.splits, t, gbs, 100.0 * gbs / copy,
+                    error, ran.warps);
       }
     }
     for (int c = 0; c < copies; ++c) {
       CHECK(cudaFree(b_q[c]));
       CHECK(cudaFree(scales[c]));
+      CHECK(cudaFree(zeros[c]));
     }
     CHECK(cudaFree(a));
     CHECK(cudaFree(out));

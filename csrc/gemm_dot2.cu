@@ -13,13 +13,14 @@
 namespace w4a16 {
 namespace {
 
-// Resident blocks of one kernel per SM/CU, asked once per kernel (it depends on its registers).
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+// Resident blocks per SM/CU of the kernel for blocks of kWarps waves, asked once per kernel (it
+// depends on its registers).
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps>
 int blocks_per_sm() {
   static const int blocks = [] {
     int n = 0;
     const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &n, dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows>, dot2::kThreads, 0);
+        &n, dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>, kWarps * arch::kWaveSize, 0);
     return err == cudaSuccess && n > 0 ? n : 1;
   }();
   return blocks;
@@ -27,9 +28,12 @@ int blocks_per_sm() {
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
 void launch(dot2::Dot2Args args, const torch::Tensor& a) {
-  const int64_t slots = int64_t{at::cuda::getCurrentDeviceProperties()->multiProcessorCount} *
-                        blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows>();
-  const dot2::Launch shape = dot2::plan_launch<kRows>(args.m, args.n, args.k, slots);
+  using Tile = dot2::Tile<kRows>;
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const dot2::Launch shape = dot2::plan_launch<kRows>(args.m, args.n, args.k, [&](int64_t warps) {
+    return sms * (warps == Tile::kWarps ? blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, Tile::kWarps>()
+                                        : blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, Tile::kMinWarps>());
+  });
   const dot2::Plan& plan = shape.plan;
   args.rows_per_split = static_cast<int>(plan.rows_per_split);
   args.splits = static_cast<int>(plan.splits);
@@ -41,7 +45,13 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
   }
   const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
                   static_cast<unsigned>(shape.row_tiles));
-  dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows><<<grid, dot2::kThreads, 0, stream>>>(args);
+  if (shape.warps == Tile::kWarps) {
+    dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, Tile::kWarps>
+        <<<grid, Tile::kWarps * arch::kWaveSize, 0, stream>>>(args);
+  } else {
+    dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, Tile::kMinWarps>
+        <<<grid, Tile::kMinWarps * arch::kWaveSize, 0, stream>>>(args);
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (plan.splits > 1) {
     const int64_t total = static_cast<int64_t>(args.m) * args.n;

@@ -8,8 +8,9 @@
 // whose lanes read their activations straight from `a` (staged at M = 1, and to gather through
 // perm for act-order). Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
 //
-// Block: kWarps waves over the same kColsPerBlock columns, going down the K split together in
-// bands of b_q rows (a batch of loads per wave each); the waves' sums meet in LDS at the end.
+// Block: kWarps waves (one of the tile's two block sizes) over the same kColsPerBlock columns, going
+// down the K split together in bands of b_q rows (a batch of loads per wave each); the waves' sums
+// meet in LDS at the end.
 // Grid: x = column tiles, y = K splits, z = row tiles of kRows rows. With one split the block
 // writes `out` (bias, conversion); otherwise fp32 partial sums go to a [splits, M, N] workspace
 // that gemm_dot2_reduce_kernel sums in split order: the result does not depend on timing.
@@ -22,27 +23,30 @@
 
 namespace w4a16::dot2 {
 
-// Waves per block. Measured on an H100 (decode tuner, M = 1..8, with the split plan of each): 8
-// waves beat 4 by 5-8% on (4096, 14336), where one wave of blocks then needs no K split, and trail
-// by up to 4% on (14336, 4096) and (5120, 27648).
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * arch::kWaveSize;
-constexpr int kColsPerLane = 4;  // one 16-byte b_q load: 4 int32 columns
+constexpr int kColsPerLoad = 4;  // one 16-byte b_q load: 4 int32 columns
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
 constexpr int kReduceRows = 4;                                    // rows per pass of the in-block reduction
 constexpr int kReduceThreads = 256;
 
-// A block with a row tile of kRows: the arch's decode math for it, the columns and rows of a wave
-// step, and its LDS: one chunk of activations (8 KiB whatever the tile; 4096 K values at one row)
-// with its 8-value sums, later reused for the waves' reduction.
+// A block with a row tile of kRows: the arch's decode math for it, its waves, the columns and rows
+// of a wave step, and its LDS: one chunk of activations (8 KiB whatever the tile; 4096 K values at
+// one row) with its 8-value sums, later reused for the waves' reduction.
 template <int kRows>
 struct Tile {
   using Math = arch::DecodeMath<kRows>;
-  // A wave step covers kLaneRows b_q rows; its lanes split into that many row groups, each group
-  // spanning kColsPerBlock contiguous columns (128 with one row: 512 bytes of one b_q row).
+  // Waves per block: kWarps or, where the math allows, kMinWarps = kWarps / 2, the launch's choice
+  // (gemm_dot2_plan.h); a kernel is built for each.
+  static constexpr int kWarps = Math::kWarps;
+  static constexpr int kMinWarps = Math::kMinWarps;
+  static_assert(kWarps == kMinWarps || kWarps == 2 * kMinWarps, "one or two block sizes");
+  // A wave step covers kLaneRows b_q rows; its lanes split into that many row groups. A row group
+  // reads kColGroups runs of kColsPerGroup contiguous columns (128 with one row: 512 bytes of one
+  // b_q row), each lane 16 bytes of every run (kColGroups loads sharing one activation fetch).
   static constexpr int kLaneRows = Math::kLaneRows;
-  static constexpr int kColsPerBlock = arch::kWaveSize / kLaneRows * kColsPerLane;
-  static constexpr int kLoadsInFlight = Math::kLoadsInFlight;  // wave steps (a 16-byte load per lane each)
+  static constexpr int kColGroups = Math::kColGroups;
+  static constexpr int kColsPerGroup = arch::kWaveSize / kLaneRows * kColsPerLoad;
+  static constexpr int kColsPerBlock = kColsPerGroup * kColGroups;
+  static constexpr int kLoadsInFlight = Math::kLoadsInFlight;  // wave steps (kColGroups loads per lane each)
   static constexpr int kChunkK = kRows == 1 ? 4096 : 8192 / kRows;
   static constexpr int kChunkRows = kChunkK / 8;  // b_q rows per chunk
   static constexpr int kPassRows = kRows < kReduceRows ? kRows : kReduceRows;
@@ -71,7 +75,7 @@ struct Dot2Args {
 // LDS read gives the four dot2 operands of one b_q int32. asum[r][c] = sum of those 8 values in
 // fp32, for the zero-point term of the decode math that takes it (kUsesActSums). Rows past M are
 // zeros; a perm entry outside [0, K) gives NaN (never an out-of-bounds read).
-template <bool kBf16, bool kHasPerm, int kRows>
+template <bool kBf16, bool kHasPerm, int kRows, int kThreads>
 __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float* asum, int m0, int chunk0,
                                          int rows) {
   constexpr int kChunkK = Tile<kRows>::kChunkK;
@@ -138,44 +142,61 @@ struct GlobalActivations {
   __device__ static arch::U32x4 pairs_of(const arch::U32x4& loaded) { return interleave_pairs(loaded); }
 };
 
-// The lane's share of one b_q row: 4 int32 columns, their scales and zero points.
+// The lane's share of one b_q row: 4 int32 columns per column group, their scales and zero points.
+template <int kColGroups>
 struct RowLoad {
-  arch::U32x4 w;
-  arch::U32x2 scales;  // scales of columns n0, n0 + 1 (x) and n0 + 2, n0 + 3 (y)
-  uint32_t zero_word;  // zeros int32 holding columns n0 .. n0 + 7 (n0 % 8 is 0 or 4)
+  arch::U32x4 w[kColGroups];
+  arch::U32x2 scales[kColGroups];  // scales of columns n, n + 1 (x) and n + 2, n + 3 (y)
+  uint32_t zero_word[kColGroups];  // zeros int32 holding columns n .. n + 7 (n % 8 is 0 or 4)
 };
 
-// The lane's columns n0 .. n0 + 3 in b_q, scales and zeros (row 0); rows follow at pitch. A lane
-// past N reads the last 4 columns instead: its sums are never stored.
+// The lane's columns n .. n + 3 of each column group (n = n0 + g group_cols for group g) in b_q,
+// scales and zeros (row 0); rows follow at pitch. A group past N reads the last 4 columns instead:
+// its sums are never stored.
+template <int kColGroups>
 struct LaneColumns {
-  const uint32_t* b_q;
-  const arch::U32x2* scales;
+  const uint32_t* b_q;  // group 0
+  const uint16_t* scales;
   const uint32_t* zeros;
+  int first;               // group 0's first column
+  int offset[kColGroups];  // columns from group 0 to group g (0 for g = 0)
   uint32_t b_q_pitch, scales_pitch, zeros_pitch;  // bytes
 
-  __device__ static LaneColumns of(const Dot2Args& p, int n0) {
-    const int n = min(n0, p.n - kColsPerLane);
-    return {p.b_q + n, reinterpret_cast<const arch::U32x2*>(p.scales + n), p.zeros + n / 8, 4u * p.n, 2u * p.n,
-            static_cast<uint32_t>(p.n) / 2u};
+  __device__ static LaneColumns of(const Dot2Args& p, int n0, int group_cols) {
+    const int first = min(n0, p.n - kColsPerLoad);
+    LaneColumns cols{p.b_q + first, p.scales + first, p.zeros, first, {}, 4u * p.n, 2u * p.n,
+                     static_cast<uint32_t>(p.n) / 2u};
+#pragma unroll
+    for (int g = 0; g < kColGroups; ++g) cols.offset[g] = min(n0 + g * group_cols, p.n - kColsPerLoad) - first;
+    return cols;
   }
 };
 
 // Every address from the row itself (a multiply-high for its group, no running cursor) and no
 // predicate: the loads of a batch are independent, so they all leave before the first is used.
-template <bool kHasZeros>
-__device__ inline RowLoad load_row(const Dot2Args& p, const LaneColumns& cols, uint32_t kk) {
+template <bool kHasZeros, int kColGroups>
+__device__ inline RowLoad<kColGroups> load_row(const Dot2Args& p, const LaneColumns<kColGroups>& cols, uint32_t kk) {
   const uint32_t group = p.group(kk * 8u);
-  return {arch::load_stream16(at_row(cols.b_q, kk, cols.b_q_pitch)), *at_row(cols.scales, group, cols.scales_pitch),
-          kHasZeros ? *at_row(cols.zeros, group, cols.zeros_pitch) : 0u};
+  const uint32_t* b_q_row = at_row(cols.b_q, kk, cols.b_q_pitch);
+  const uint16_t* scales_row = at_row(cols.scales, group, cols.scales_pitch);
+  const uint32_t* zeros_row = at_row(cols.zeros, group, cols.zeros_pitch);
+  RowLoad<kColGroups> l;
+#pragma unroll
+  for (int g = 0; g < kColGroups; ++g) {
+    l.w[g] = arch::load_stream16(b_q_row + cols.offset[g]);
+    l.scales[g] = *reinterpret_cast<const arch::U32x2*>(scales_row + cols.offset[g]);
+    l.zero_word[g] = kHasZeros ? zeros_row[(cols.first + cols.offset[g]) / 8] : 0u;
+  }
+  return l;
 }
 
 // Loads of the wave steps at chunk rows step, step + kLaneRows, ... (kLoadsInFlight of them); the
 // lane's row in a step is step + lane_row. A row past the chunk's last one (`last`) reads that row
 // again: the decode math ignores it (fetch gets row_valid false).
-template <bool kHasZeros, int kRows>
-__device__ inline void load_batch(const Dot2Args& p, const LaneColumns& cols,
-                                  RowLoad (&loads)[Tile<kRows>::kLoadsInFlight], int chunk0, int step, int last,
-                                  int lane_row) {
+template <bool kHasZeros, int kRows, int kColGroups = Tile<kRows>::kColGroups>
+__device__ inline void load_batch(const Dot2Args& p, const LaneColumns<kColGroups>& cols,
+                                  RowLoad<kColGroups> (&loads)[Tile<kRows>::kLoadsInFlight], int chunk0, int step,
+                                  int last, int lane_row) {
 #pragma unroll
   for (int u = 0; u < Tile<kRows>::kLoadsInFlight; ++u) {
     const int r = min(step + u * Tile<kRows>::kLaneRows + lane_row, last);
@@ -184,34 +205,43 @@ __device__ inline void load_batch(const Dot2Args& p, const LaneColumns& cols,
 }
 
 // One wave step of one lane: its b_q row's weights in the arch's form (exact offset integers
-// 16 + q, or exact q - z), scales and zero terms, then the arch's decode math.
-template <bool kBf16, bool kHasZeros, int kRows, class Fetched>
-__device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad& l, const Fetched& acts,
-                                       int n0) {
-  const uint32_t words[kColsPerLane] = {l.w.x, l.w.y, l.w.z, l.w.w};
-  const uint32_t scale_bits[kColsPerLane] = {l.scales.x & 0xFFFFu, l.scales.x >> 16, l.scales.y & 0xFFFFu,
-                                             l.scales.y >> 16};
-  uint32_t pairs[kColsPerLane][4];
-  float scale[kColsPerLane], zero_bias[kColsPerLane];
+// 16 + q, or exact q - z), scales and zero terms, then the arch's decode math. Lane column
+// 4 g + c is column c of group g: column n0 + g group_cols + c, whose zero point sits at nibble
+// (n0 + c) % 8 since group_cols is a multiple of 8.
+template <bool kBf16, bool kHasZeros, int kRows, int kColGroups, class Fetched>
+__device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad<kColGroups>& l,
+                                       const Fetched& acts, int n0) {
 #pragma unroll
-  for (int c = 0; c < kColsPerLane; ++c) {
-    const uint32_t zero = kHasZeros ? zero_of(l.zero_word, n0 + c) : 8u;
-    if constexpr (Tile<kRows>::Math::kCentredWeights) {
-      centred_int_pairs<kBf16>(words[c], make_centred_pairs<kBf16>(zero), pairs[c]);
-    } else {
-      offset_int_pairs<kBf16>(words[c], pairs[c]);
+  for (int g = 0; g < kColGroups; ++g) {
+    const uint32_t words[kColsPerLoad] = {l.w[g].x, l.w[g].y, l.w[g].z, l.w[g].w};
+    const uint32_t scale_bits[kColsPerLoad] = {l.scales[g].x & 0xFFFFu, l.scales[g].x >> 16,
+                                               l.scales[g].y & 0xFFFFu, l.scales[g].y >> 16};
+    uint32_t pairs[kColsPerLoad][4];
+    float scale[kColsPerLoad], zero_bias[kColsPerLoad];
+#pragma unroll
+    for (int c = 0; c < kColsPerLoad; ++c) {
+      const uint32_t zero = kHasZeros ? zero_of(l.zero_word[g], n0 + c) : 8u;
+      if constexpr (Tile<kRows>::Math::kCentredWeights) {
+        centred_int_pairs<kBf16>(words[c], make_centred_pairs<kBf16>(zero), pairs[c]);
+      } else {
+        offset_int_pairs<kBf16>(words[c], pairs[c]);
+      }
+      scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
+      zero_bias[c] = kOffsetIntBias + static_cast<float>(zero);
     }
-    scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
-    zero_bias[c] = kOffsetIntBias + static_cast<float>(zero);
+    Tile<kRows>::Math::template accumulate<kBf16>(acc, g, pairs, scale, zero_bias, acts);
   }
-  Tile<kRows>::Math::template accumulate<kBf16>(acc, pairs, scale, zero_bias, acts);
 }
 
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
-__global__ void __launch_bounds__(kThreads, Tile<kRows>::Math::kMinBlocks) gemm_dot2_kernel(Dot2Args p) {
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps>
+__global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kMinResidentWarps / kWarps)
+    gemm_dot2_kernel(Dot2Args p) {
   static_assert(kRows >= 1 && kRows <= kMaxRows, "row tile");
   static_assert(Tile<kRows>::kSmemBytes <= 64 * 1024, "RDNA3 allows 64 KiB of LDS per workgroup");
   using Math = typename Tile<kRows>::Math;
+  static_assert(kWarps == Tile<kRows>::kWarps || kWarps == Tile<kRows>::kMinWarps, "a block size of the tile");
+  constexpr int kThreads = kWarps * arch::kWaveSize;
+  constexpr int kColGroups = Tile<kRows>::kColGroups;
   constexpr int kLaneRows = Tile<kRows>::kLaneRows;
   constexpr int kColsPerBlock = Tile<kRows>::kColsPerBlock;
   constexpr int kLoadsInFlight = Tile<kRows>::kLoadsInFlight;
@@ -226,10 +256,10 @@ __global__ void __launch_bounds__(kThreads, Tile<kRows>::Math::kMinBlocks) gemm_
   const int lane = arch::lane_id();
   const int warp = arch::thread_id() / arch::kWaveSize;
   // b_q rows are contiguous along N: the lanes of one row group read 16 contiguous bytes each
-  // (columns n0 .. n0 + 3), kColsPerBlock columns together; group lane_row reads b_q row
-  // step + lane_row of each wave step.
+  // (columns n0 .. n0 + 3, then the same kColsPerGroup further per column group), kColsPerGroup
+  // columns together per group; group lane_row reads b_q row step + lane_row of each wave step.
   const int lane_row = lane % kLaneRows;
-  const int n0 = arch::block_id_x() * kColsPerBlock + lane / kLaneRows * kColsPerLane;
+  const int n0 = arch::block_id_x() * kColsPerBlock + lane / kLaneRows * kColsPerLoad;
   const int m0 = arch::block_id_z() * kRows;
   const int kk_begin = arch::block_id_y() * p.rows_per_split;
   const int kk_end = min(p.k / 8, kk_begin + p.rows_per_split);
@@ -240,7 +270,7 @@ __global__ void __launch_bounds__(kThreads, Tile<kRows>::Math::kMinBlocks) gemm_
   // Activations come from LDS, staged per chunk, unless the arch's math reads them straight from
   // `a` (no gather through perm needed): then no staging and no barriers in the K loop.
   constexpr bool kStaged = kHasPerm || !Math::kGlobalActivations;
-  const LaneColumns cols = LaneColumns::of(p, n0);
+  const auto cols = LaneColumns<kColGroups>::of(p, n0, Tile<kRows>::kColsPerGroup);
   const uint16_t* a_tile = p.a + static_cast<size_t>(m0) * p.k;
   const auto activations_of = [&](int chunk0, int r) {
     if constexpr (kStaged) {
@@ -261,11 +291,11 @@ __global__ void __launch_bounds__(kThreads, Tile<kRows>::Math::kMinBlocks) gemm_
   for (int chunk0 = kk_begin; chunk0 < kk_end; chunk0 += chunk_rows) {
     const int rows = min(chunk_rows, kk_end - chunk0);
     // The first loads go out before the activations are staged: weights do not wait for LDS.
-    RowLoad batch[kLoadsInFlight];
+    RowLoad<kColGroups> batch[kLoadsInFlight];
     load_batch<kHasZeros, kRows>(p, cols, batch, chunk0, warp * kBatchRows, rows - 1, lane_row);
     if constexpr (kStaged) {
       arch::barrier();  // the previous chunk's activations are no longer read
-      stage_activations<kBf16, kHasPerm, kRows>(p, act, asum, m0, chunk0, rows);
+      stage_activations<kBf16, kHasPerm, kRows, kThreads>(p, act, asum, m0, chunk0, rows);
       arch::barrier();
     }
     for (int band = 0; band < rows; band += kBandRows) {

@@ -67,9 +67,10 @@ KERNEL_SOURCES = (
     KernelSource(
         "gemm_dot2_kernel.cuh",
         tuple(
-            f"w4a16::dot2::gemm_dot2_kernel<{bf16}, {zeros}, {perm}, {rows}>"
+            f"w4a16::dot2::gemm_dot2_kernel<{bf16}, {zeros}, {perm}, {rows}, {warps}>"
             for bf16, zeros, perm in _bools(3)
             for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
+            for warps in sorted({f"w4a16::dot2::Tile<{rows}>::kWarps", f"w4a16::dot2::Tile<{rows}>::kMinWarps"})
         )
         + tuple(f"w4a16::dot2::gemm_dot2_reduce_kernel<{bf16}>" for (bf16,) in _bools(1)),
     ),

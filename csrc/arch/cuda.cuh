@@ -34,10 +34,10 @@ __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
 // Decode math on NVIDIA, chosen per row tile (DecodeMath below): the warp multiplies with tensor
 // cores (mma.sync m16n8k16, fp32 accumulation), since per-lane fp32 FMAs (one per weight and row)
 // would cap decode at the FMA rate below memory speed. The weights are the m16 side, so a row tile
-// of up to 8 fills the n8 side. A step of the warp is 4 b_q rows (32 K values) x 32 columns: lane t
-// holds b_q row t % 4 and columns 4 (t / 4) .. 4 (t / 4) + 3, its 16-byte load. Weights come as
-// exact q - z pairs in the (j, j + 4) order of the LDS activations; the scale multiplies each
-// step's fp32 sums.
+// of up to 8 fills the n8 side. A step of the warp is 4 b_q rows (32 K values) x 32 columns per
+// column group: lane t holds b_q row t % 4 and columns 4 (t / 4) .. 4 (t / 4) + 3 of each group,
+// a 16-byte load per group. Weights come as exact q - z pairs in the (j, j + 4) order of the LDS
+// activations; the scale multiplies each step's fp32 sums.
 template <bool kBf16>
 __device__ inline void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   if constexpr (kBf16) {
@@ -58,36 +58,58 @@ struct MmaDecode {
   static constexpr int kLaneRows = 4;             // b_q rows one warp covers per step
   static constexpr bool kCentredWeights = true;   // weights as exact q - z pairs
   static constexpr bool kUsesActSums = false;     // the zero point is inside the weights
-  // Wave steps whose loads a warp issues together. Measured on an H100 (decode sweep, M = 1..16,
-  // three layer shapes): 2 beat 3, 4 and 8, since fewer registers per thread leave room for more
-  // resident warps, and resident warps hide the memory latency better than a longer batch per warp.
-  static constexpr int kLoadsInFlight = 2;
   static constexpr int kRowTiles = kRows > 8 ? 2 : 1;  // n8 tiles of activation rows
-  // The decode kernel's __launch_bounds__ minimum of resident blocks (of 8 warps) per SM, so that
-  // ptxas keeps to 64 registers (80 for the 16-row tile). Measured on an H100 (decode tuner): unbound,
-  // the 8-row tile took 65 registers, 3 blocks per SM, and 20.7 instead of 14.9 us on (4096, 14336);
-  // the 16-row tile 93, 2 blocks, and 29.8 / 27.7 / 70.1 instead of 24.0 / 20.9 / 47.7 us on the
-  // three layer shapes.
-  static constexpr int kMinBlocks = kRows > 8 ? 3 : 4;
+  // Column groups per lane: two 16-byte loads of one b_q row share the lane's activation fetch,
+  // which halves the activation loads and their addressing per weight byte. A block then spans 64
+  // columns; it takes 16 warps where 8 would need more K splits to fill the GPU (gemm_dot2_plan.h),
+  // 8 otherwise. Measured on an H100 (decode tuner, same call, M = 1 / 2 / 4 / 8, against one
+  // group and 8 warps): 14.0 / 13.8 / 14.0 / 14.5 against 14.3 / 15.1 / 15.2 / 15.7 us on
+  // (4096, 14336), 14.2 / 13.9 / 14.3 / 14.9 against 14.5 / 15.1 / 15.2 / 16.0 on (14336, 4096).
+  // The 16-row tile keeps one group: with two it took 126 registers, and 24.6 / 21.0 / 55.3 against
+  // 24.0 / 21.3 / 48.5 us on the three layer shapes. Slower too: four groups (121 registers), and
+  // 32-warp blocks of two column sets sharing the activations through L1.
+  static constexpr int kColGroups = kRows > 8 ? 1 : 2;
+  static constexpr int kWarps = kColGroups == 2 ? 16 : 8;
+  static constexpr int kMinWarps = 8;
+  // Wave steps whose loads a warp issues together: 2 loads of 16 bytes per lane. Measured on an
+  // H100 (decode sweep, M = 1..16, three layer shapes, one column group): 2 steps beat 3, 4 and 8,
+  // since fewer registers per thread leave room for more resident warps, and resident warps hide
+  // the memory latency better than a longer batch per warp.
+  static constexpr int kLoadsInFlight = 2 / kColGroups;
+  // Resident warps per SM the decode kernel's __launch_bounds__ asks for (in blocks), so that ptxas
+  // keeps to 64 registers (80 for the 16-row tile). Measured on an H100 (decode tuner, 8-warp
+  // blocks): unbound, the 8-row tile took 65 registers, 3 blocks per SM, and 20.7 instead of
+  // 14.9 us on (4096, 14336); the 16-row tile 93, 2 blocks, and 29.8 / 27.7 / 70.1 instead of
+  // 24.0 / 20.9 / 47.7 us on the three layer shapes.
+  static constexpr int kMinResidentWarps = kRows > 8 ? 24 : 32;
 
+  static constexpr int kTilesM = 2 * kColGroups;  // m16 tiles of weight columns per step
   struct Acc {
-    float c[kRowTiles][2][4];  // [n8 tile b][m16 tile u][C register e]
+    float c[kRowTiles][kTilesM][4];  // [n8 tile b][m16 tile u][C register e]
   };
-  static constexpr int kAccSlots = kRowTiles * 8;
+  static constexpr int kAccSlots = kRowTiles * kTilesM * 4;
 
   // m16n8k16 for lane t (g = t / 4, q = t % 4). A (weights, 16 columns x 16 K) of m16 tile u: rows g
-  // and g + 8 are the lane's columns 2u and 2u + 1 (wave columns 4g + 2u, 4g + 2u + 1). C register e
-  // of tile (b, u) is A row g + 8 (e / 2), i.e. wave column 4g + 2u + e / 2, and activation row
-  // 8b + 2q + e % 2. Slot 8b + 4u + e of a lane holds it.
-  __device__ static int acc_row(int lane, int slot) { return 8 * (slot / 8) + 2 * (lane % 4) + slot % 2; }
-  __device__ static int acc_col(int lane, int slot) { return 4 * (lane / 4) + 2 * ((slot / 4) % 2) + (slot % 4) / 2; }
-  __device__ static float acc_value(const Acc& acc, int slot) { return acc.c[slot / 8][(slot / 4) % 2][slot % 4]; }
+  // and g + 8 are the lane's columns 2u and 2u + 1 (column group u / 2, wave columns
+  // 32 (u / 2) + 4g + 2 (u % 2) and one more). C register e of tile (b, u) is A row g + 8 (e / 2),
+  // i.e. wave column 32 (u / 2) + 4g + 2 (u % 2) + e / 2, and activation row 8b + 2q + e % 2. Slot
+  // (b kTilesM + u) 4 + e of a lane holds it.
+  __device__ static int acc_row(int lane, int slot) {
+    return 8 * (slot / (4 * kTilesM)) + 2 * (lane % 4) + slot % 2;
+  }
+  __device__ static int acc_col(int lane, int slot) {
+    const int u = (slot / 4) % kTilesM;
+    return 32 * (u / 2) + 4 * (lane / 4) + 2 * (u % 2) + (slot % 4) / 2;
+  }
+  __device__ static float acc_value(const Acc& acc, int slot) {
+    return acc.c[slot / (4 * kTilesM)][(slot / 4) % kTilesM][slot % 4];
+  }
 
   __device__ static void zero(Acc& acc) {
 #pragma unroll
     for (int b = 0; b < kRowTiles; ++b)
 #pragma unroll
-      for (int u = 0; u < 2; ++u)
+      for (int u = 0; u < kTilesM; ++u)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc.c[b][u][e] = 0.0f;
   }
@@ -118,16 +140,17 @@ struct MmaDecode {
     return f;
   }
 
-  // One step: two k16 slabs s, whose k order makes every operand register one stored pair. Lane t
-  // gives A[row g][k 2q, 2q + 1] = pair 2s of its column 2u and A[row g][k 2q + 8, 2q + 9] = pair
-  // 2s + 1 (rows g + 8: column 2u + 1), i.e. K offsets (2s, 2s + 4) and (2s + 1, 2s + 5) of b_q row q;
+  // One step of column group `group`, its m16 tiles u = 2 group and 2 group + 1: two k16 slabs s,
+  // whose k order makes every operand register one stored pair. Lane t gives A[row g][k 2q, 2q + 1]
+  // = pair 2s of the group's column 2 (u % 2) and A[row g][k 2q + 8, 2q + 9] = pair 2s + 1 (rows
+  // g + 8: column 2 (u % 2) + 1), i.e. K offsets (2s, 2s + 4) and (2s + 1, 2s + 5) of b_q row q;
   // B[the same k][n g] are then pairs 2s and 2s + 1 of the fetched activations of b_q row q. Every
   // lane takes part in the mma. The step's sums start at zero and meet the scale of their column
   // in fp32.
   // A lane whose b_q row is outside the range gives zero activations: its weights are a re-read row.
   template <bool kBf16, class Activations>
-  __device__ static void accumulate(Acc& acc, const uint32_t (&w)[4][4], const float (&scale)[4], const float (&)[4],
-                                    const Fetched<Activations>& f) {
+  __device__ static void accumulate(Acc& acc, int group, const uint32_t (&w)[4][4], const float (&scale)[4],
+                                    const float (&)[4], const Fetched<Activations>& f) {
     uint32_t b[kRowTiles][4];
 #pragma unroll
     for (int t = 0; t < kRowTiles; ++t) {
@@ -151,7 +174,10 @@ struct MmaDecode {
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc.c[t][u][e] = fmaf(scale[2 * u + e / 2], step[t][u][e], acc.c[t][u][e]);
+        for (int e = 0; e < 4; ++e) {
+          float& c = acc.c[t][2 * group + u][e];
+          c = fmaf(scale[2 * u + e / 2], step[t][u][e], c);
+        }
   }
 };
 

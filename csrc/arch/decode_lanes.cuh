@@ -9,13 +9,20 @@ namespace w4a16::arch {
 template <int kRows>
 struct LaneDecode {
   static constexpr int kLaneRows = 1;          // b_q rows one wave covers per step
+  static constexpr int kColGroups = 1;         // 16-byte column groups per lane (4 columns)
+  // Waves per block. Measured on an H100 with the mma math (decode tuner, M = 1..8, with the split
+  // plan of each): 8 waves beat 4 by 5-8% on (4096, 14336), where one wave of blocks then needs no
+  // K split, and trail by up to 4% on (14336, 4096) and (5120, 27648). Not measured on gfx11.
+  static constexpr int kWarps = 8;
+  static constexpr int kMinWarps = 8;
   static constexpr bool kCentredWeights = false;  // weights as offset integers 16 + q, not q - z
   static constexpr bool kUsesActSums = true;      // the zero term needs the 8-value activation sums
   // Wave steps whose loads a wave issues together: 64 bytes per lane (28 VGPRs with scales and
   // zeros). Not measured on gfx11 (no card here).
   static constexpr int kLoadsInFlight = 4;
-  // The decode kernel's __launch_bounds__ minimum (HIP reads it as waves per SIMD): none.
-  static constexpr int kMinBlocks = 1;
+  // Resident waves per CU the decode kernel's __launch_bounds__ asks for, in whole blocks (HIP reads
+  // the block count as waves per SIMD): one block, no minimum.
+  static constexpr int kMinResidentWarps = kWarps;
 
   struct Acc {
     float v[kRows][4];
@@ -52,7 +59,7 @@ struct LaneDecode {
   // of the lane's b_q row. w[c][j] is column c's pair j in the (j, j + 4) order; the fetched view
   // gives the lane's activations in the same order and their sums (the kernel's LdsActivations).
   template <bool kBf16, class Activations>
-  __device__ static void accumulate(Acc& acc, const uint32_t (&w)[4][4], const float (&scale)[4],
+  __device__ static void accumulate(Acc& acc, int /*group: always 0*/, const uint32_t (&w)[4][4], const float (&scale)[4],
                                     const float (&zero_bias)[4], const Fetched<Activations>& f) {
     if (!f.row_valid) return;
     const Activations& acts = f.acts;
