@@ -63,8 +63,12 @@ struct MmaDecode {
   // which halves the activation loads and their addressing per weight byte. A block then spans 64
   // columns; it takes 16 warps where 8 would need more K splits to fill the GPU (gemm_dot2_plan.h),
   // 8 otherwise. Measured on an H100 (decode tuner, same call, M = 1 / 2 / 4 / 8, against one
-  // group and 8 warps): 14.0 / 13.8 / 14.0 / 14.5 against 14.3 / 15.1 / 15.2 / 15.7 us on
-  // (4096, 14336), 14.2 / 13.9 / 14.3 / 14.9 against 14.5 / 15.1 / 15.2 / 16.0 on (14336, 4096).
+  // group and 8 warps): 13.9 / 13.8 / 14.0 / 14.7 against 14.4 / 15.3 / 15.4 / 15.8 us on
+  // (4096, 14336), 14.0 / 13.9 / 14.2 / 14.9 against 14.6 / 15.2 / 15.4 / 16.2 on (14336, 4096),
+  // 29.4 / 29.3 / 29.4 / 30.1 against 30.1 / 30.7 / 30.7 / 31.5 on (5120, 27648). With zero points
+  // it is mixed (the zero-point math needs more registers): 15.2-17.6 against 16.1-17.8 us on
+  // (4096, 14336), 15.2-18.9 against 15.7-17.6 on (14336, 4096), 33.0-36.3 against 32.6-34.7 on
+  // (5120, 27648).
   // The 16-row tile keeps one group: with two it took 126 registers, and 24.6 / 21.0 / 55.3 against
   // 24.0 / 21.3 / 48.5 us on the three layer shapes. Slower too: four groups (121 registers), and
   // 32-warp blocks of two column sets sharing the activations through L1.
