@@ -59,8 +59,9 @@ struct LaneDecode {
   // of the lane's b_q row. w[c][j] is column c's pair j in the (j, j + 4) order; the fetched view
   // gives the lane's activations in the same order and their sums (the kernel's LdsActivations).
   template <bool kBf16, class Activations>
-  __device__ static void accumulate(Acc& acc, int /*group: always 0*/, const uint32_t (&w)[4][4], const float (&scale)[4],
-                                    const float (&zero_bias)[4], const Fetched<Activations>& f) {
+  __device__ static void accumulate(Acc& acc, int /*group: always 0*/, const uint32_t (&w)[4][4],
+                                    const float (&scale)[4], const float (&zero_bias)[4],
+                                    const Fetched<Activations>& f) {
     if (!f.row_valid) return;
     const Activations& acts = f.acts;
     Dot2Operand wop[4][4];
