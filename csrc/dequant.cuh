@@ -39,9 +39,10 @@ __device__ inline void offset_int_pairs(uint32_t w, uint32_t (&p)[4]) {
 // 8 consecutive 16-bit values (word w holds K offsets 2w, low half, and 2w + 1) in the pair order
 // of offset_int_pairs: pair j = K offsets (j, j + 4), the low or high halves of words j / 2 and
 // j / 2 + 2; K offset i lands in 16-bit slot 2 (i % 4) + i / 4.
+// One byte permute per pair (the compiler's own shifts and masks took twice as many instructions).
 __device__ inline arch::U32x4 interleave_pairs(const arch::U32x4& v) {
-  return {(v.x & 0xFFFFu) | (v.z << 16), (v.x >> 16) | (v.z & 0xFFFF0000u), (v.y & 0xFFFFu) | (v.w << 16),
-          (v.y >> 16) | (v.w & 0xFFFF0000u)};
+  return {arch::low_halves(v.x, v.z), arch::high_halves(v.x, v.z), arch::low_halves(v.y, v.w),
+          arch::high_halves(v.y, v.w)};
 }
 
 // ---- decode with tensor cores: exact q - z pairs in the (j, j + 4) order, scale applied later ----

@@ -66,6 +66,10 @@ __device__ inline uint32_t pk_fma_f16(uint32_t a, uint32_t b, uint32_t c) {
 }
 // (a & mask) | bits: one v_and_or_b32.
 __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { return (a & mask) | bits; }
+// The low (high) 16-bit halves of lo and hi as one pair, lo's in the low half: one v_perm_b32
+// (selector bytes 0-3 pick from its second operand, 4-7 from its first).
+__device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x05040100u); }
+__device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x07060302u); }
 // Packed bf16 arithmetic (gfx11 has none): gfx11_bf16_math.cuh, shared with the emulation.
 
 // ---- dot2 (decode) ----

@@ -72,6 +72,10 @@ __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) {
   return r;
 }
 
+// The low (high) 16-bit halves of lo and hi as one pair, lo's in the low half: one PRMT.
+__device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __byte_perm(lo, hi, 0x5410u); }
+__device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __byte_perm(lo, hi, 0x7632u); }
+
 // Decode weights are read exactly once (gfx11 uses a nontemporal load): a read-only load that
 // does not allocate in L1 keeps them from evicting the scales that are reused from cache.
 // U32x4 comes from arch.cuh, the only includer of the arch headers.
