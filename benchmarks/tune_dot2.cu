@@ -94,10 +94,10 @@ struct Ran {
 // One call as gemm_dot2.cu makes it, with `forced` splits (and the planned block size) unless 0.
 template <int kRows, bool kHasZeros>
 Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
-  using Tile = dot2::Tile<kRows>;
   dot2::Launch shape = dot2::plan_launch<kRows>(p.m, p.n, p.k, [&](int64_t warps) {
-    return int64_t{sms} * (warps == Tile::kWarps ? blocks_per_sm<kRows, Tile::kWarps, kHasZeros>()
-                                                 : blocks_per_sm<kRows, Tile::kMinWarps, kHasZeros>());
+    return int64_t{sms} * dot2::with_block_size<kRows>(warps, [](auto block_warps) {
+             return blocks_per_sm<kRows, decltype(block_warps)::value, kHasZeros>();
+           });
   });
   dot2::Plan& plan = shape.plan;
   if (forced > 0) {
@@ -108,12 +108,10 @@ Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
   p.splits = static_cast<int>(plan.splits);
   const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
                   static_cast<unsigned>(shape.row_tiles));
-  if (shape.warps == Tile::kWarps) {
-    dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, Tile::kWarps><<<grid, Tile::kWarps * 32, 0, stream>>>(p);
-  } else {
-    dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, Tile::kMinWarps>
-        <<<grid, Tile::kMinWarps * 32, 0, stream>>>(p);
-  }
+  dot2::with_block_size<kRows>(shape.warps, [&](auto block_warps) {
+    constexpr int kWarps = decltype(block_warps)::value;
+    dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, kWarps><<<grid, kWarps * 32, 0, stream>>>(p);
+  });
   if (plan.splits > 1) {
     const int64_t total = int64_t{p.m} * p.n;
     dot2::gemm_dot2_reduce_kernel<false><<<static_cast<unsigned>(dot2::ceil_div(total, dot2::kReduceThreads)),

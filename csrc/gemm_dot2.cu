@@ -28,11 +28,11 @@ int blocks_per_sm() {
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
 void launch(dot2::Dot2Args args, const torch::Tensor& a) {
-  using Tile = dot2::Tile<kRows>;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const dot2::Launch shape = dot2::plan_launch<kRows>(args.m, args.n, args.k, [&](int64_t warps) {
-    return sms * (warps == Tile::kWarps ? blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, Tile::kWarps>()
-                                        : blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, Tile::kMinWarps>());
+    return sms * dot2::with_block_size<kRows>(warps, [](auto block_warps) {
+             return blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, decltype(block_warps)::value>();
+           });
   });
   const dot2::Plan& plan = shape.plan;
   args.rows_per_split = static_cast<int>(plan.rows_per_split);
@@ -45,13 +45,11 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
   }
   const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
                   static_cast<unsigned>(shape.row_tiles));
-  if (shape.warps == Tile::kWarps) {
-    dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, Tile::kWarps>
-        <<<grid, Tile::kWarps * arch::kWaveSize, 0, stream>>>(args);
-  } else {
-    dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, Tile::kMinWarps>
-        <<<grid, Tile::kMinWarps * arch::kWaveSize, 0, stream>>>(args);
-  }
+  dot2::with_block_size<kRows>(shape.warps, [&](auto block_warps) {
+    constexpr int kWarps = decltype(block_warps)::value;
+    dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>
+        <<<grid, kWarps * arch::kWaveSize, 0, stream>>>(args);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (plan.splits > 1) {
     const int64_t total = static_cast<int64_t>(args.m) * args.n;

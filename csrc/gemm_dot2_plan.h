@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "gemm_dot2_kernel.cuh"
 
@@ -66,6 +67,14 @@ struct Launch {
   Plan plan;
   int64_t warps;
 };
+
+// f(std::integral_constant<int, W>{}) for the tile's block size W == warps (kWarps or kMinWarps):
+// a kernel is built for each, the plan picks one at run time.
+template <int kRows, class F>
+inline auto with_block_size(int64_t warps, F&& f) {
+  if (warps == Tile<kRows>::kWarps) return f(std::integral_constant<int, Tile<kRows>::kWarps>{});
+  return f(std::integral_constant<int, Tile<kRows>::kMinWarps>{});
+}
 
 // slots_of(warps): SMs/CUs x resident blocks of `warps` waves of the kernel on each. Of the block
 // sizes the tile allows, the one with the fewest K splits wins, then the one with the fewest waves
