@@ -25,7 +25,6 @@ namespace w4a16::dot2 {
 
 constexpr int kColsPerLoad = 4;  // one 16-byte b_q load: 4 int32 columns
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
-constexpr int kReduceRows = 4;                                    // rows per pass of the in-block reduction
 constexpr int kReduceThreads = 256;
 
 // A block with a row tile of kRows: the arch's decode math for it, its waves, the columns and rows
@@ -49,7 +48,7 @@ struct Tile {
   static constexpr int kLoadsInFlight = Math::kLoadsInFlight;  // wave steps (kColGroups loads per lane each)
   static constexpr int kChunkK = kRows == 1 ? 4096 : 8192 / kRows;
   static constexpr int kChunkRows = kChunkK / 8;  // b_q rows per chunk
-  static constexpr int kPassRows = kRows < kReduceRows ? kRows : kReduceRows;
+  static constexpr int kPassRows = kRows < Math::kReduceRows ? kRows : Math::kReduceRows;  // rows per pass of the in-block reduction
   static constexpr int kActBytes = kRows * kChunkK * 2 + kRows * kChunkRows * 4;
   static constexpr int kReduceBytes = kWarps * kPassRows * kColsPerBlock * 4;
   static constexpr int kSmemBytes = kActBytes > kReduceBytes ? kActBytes : kReduceBytes;

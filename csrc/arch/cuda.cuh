@@ -86,6 +86,12 @@ struct MmaDecode {
   // 14.9 us on (4096, 14336); the 16-row tile 93, 2 blocks, and 29.8 / 27.7 / 70.1 instead of
   // 24.0 / 20.9 / 47.7 us on the three layer shapes.
   static constexpr int kMinResidentWarps = kRows > 8 ? 24 : 32;
+  // Rows per pass of the waves' reduction in LDS at the end of a block (32 KiB for 16 warps x 8
+  // rows x 64 columns). Measured on an H200 against 4 rows: at M = 8 (decode tuner, same call) one
+  // pass took 14.39 against 14.58 us on (14336, 4096) and 28.24 against 28.85 on (5120, 27648), the
+  // same within 0.1 us on (4096, 14336); at M = 16 (benchmark, two calls) two passes took 22.5 /
+  // 20.3 / 44.0 against 24.6 / 21.2 / 47.4 us on the three layer shapes.
+  static constexpr int kReduceRows = 8;
 
   static constexpr int kTilesM = 2 * kColGroups;  // m16 tiles of weight columns per step
   struct Acc {

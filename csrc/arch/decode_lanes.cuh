@@ -23,6 +23,9 @@ struct LaneDecode {
   // Resident waves per CU the decode kernel's __launch_bounds__ asks for, in whole blocks (HIP reads
   // the block count as waves per SIMD): one block, no minimum.
   static constexpr int kMinResidentWarps = kWarps;
+  // Rows per pass of the waves' reduction in LDS at the end of a block: 16 KiB for 8 waves x 128
+  // columns, within the activation chunk's LDS at M = 8 and 16.
+  static constexpr int kReduceRows = 4;
 
   struct Acc {
     float v[kRows][4];
