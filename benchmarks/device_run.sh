@@ -13,7 +13,7 @@
 #   DEVICE_RUN_BF16      1: also benchmarks/bench_gemm.py --quick --dtype bfloat16 (default 0)
 #   DEVICE_RUN_TUNE_DOT2 1: also build and run benchmarks/tune_dot2.cu: native (symmetric, then with zero
 #                        points) and emulation (default 0)
-#   TORCH_CUDA_ARCH_LIST default 9.0 (the H100)
+#   TORCH_CUDA_ARCH_LIST default 9.0 (Hopper: the H100 and H200)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
