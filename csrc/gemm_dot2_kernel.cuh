@@ -48,7 +48,8 @@ struct Tile {
   static constexpr int kLoadsInFlight = Math::kLoadsInFlight;  // wave steps (kColGroups loads per lane each)
   static constexpr int kChunkK = kRows == 1 ? 4096 : 8192 / kRows;
   static constexpr int kChunkRows = kChunkK / 8;  // b_q rows per chunk
-  static constexpr int kPassRows = kRows < Math::kReduceRows ? kRows : Math::kReduceRows;  // rows per pass of the in-block reduction
+  // Rows per pass of the waves' reduction in LDS (the arch's choice, at most the tile's).
+  static constexpr int kPassRows = kRows < Math::kReduceRows ? kRows : Math::kReduceRows;
   static constexpr int kActBytes = kRows * kChunkK * 2 + kRows * kChunkRows * 4;
   static constexpr int kReduceBytes = kWarps * kPassRows * kColsPerBlock * 4;
   static constexpr int kSmemBytes = kActBytes > kReduceBytes ? kActBytes : kReduceBytes;
