@@ -101,6 +101,9 @@ __device__ inline U32x4 load_stream16(const uint32_t* p) {
   return __builtin_bit_cast(U32x4, __builtin_nontemporal_load(reinterpret_cast<const Dot2V4U*>(p)));
 }
 
+// gfx11 has no prefetch into the L2 without a register to load into: nothing.
+__device__ inline void prefetch_l2(const void*) {}
+
 }  // namespace w4a16::arch
 
 #include "decode_lanes.cuh"

@@ -87,4 +87,9 @@ __device__ inline U32x4 load_stream16(const uint32_t* p) {
   return v;
 }
 
+// Asks the L2 for the cache line holding `p`, with no register held and nothing to wait for.
+__device__ inline void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 }  // namespace w4a16::arch
