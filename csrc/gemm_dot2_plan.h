@@ -16,13 +16,12 @@ constexpr int64_t kMaxSplits = 64;
 // Split-K workspace traffic (fp32 write + read, 8 bytes per output and split) is kept under 1/8 of
 // the int4 weight bytes (K * N / 2): splits <= K / (128 * M).
 constexpr int64_t kWorkspaceShare = 128;
-// Blocks run in waves of (SMs x resident blocks per SM); a last wave that is mostly empty costs
-// nearly a full one, while a single wave a little short of full only leaves some SMs with fewer
-// blocks (the memory system, not the SM, is the limit). The fewest splits whose waves are at least
-// this full win: every split adds workspace traffic, a reduction and shorter runs of loads per
-// wave. Measured on an H100 (decode tuner, forced splits, M = 1..16): on (4096, 14336) at M = 1 one
-// split (one wave 0.85 full) took 14.5 us against 15.9 to 19.7 for 2 to 7 splits, and the best split
-// count of every measured shape and M was the fewest reaching 0.75.
+// Blocks run in waves of (SMs x resident blocks per SM). A grid short of one full wave gets K
+// splits, more blocks at work: the fewest splits whose waves are at least this full win, since
+// every split adds workspace traffic, a reduction and shorter runs of loads per wave (a single wave
+// a little short of full only leaves some SMs with fewer blocks; the memory system, not the SM, is
+// the limit). Measured on an H100 (decode tuner, forced splits): on (4096, 14336) at M = 1 one split
+// (one wave 0.85 full) took 14.5 us against 15.9 to 19.7 for 2 to 7 splits.
 constexpr double kFullWaves = 0.75;
 
 inline int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
@@ -42,6 +41,13 @@ struct Plan {
 inline Plan plan_splits(int64_t m_eff, int64_t k, int64_t col_tiles, int64_t row_tiles, int64_t slots,
                         int64_t warps) {
   const int64_t packed_rows = k / 8;
+  // A grid that fills every slot unsplit stays so: its last, partial wave has the memory system to
+  // itself and costs less than a full one. Measured (decode tuner, M = 16, where 448 and 864 column
+  // tiles exceed 396 slots), one split against the two of the fill rule on (4096, 14336) /
+  // (5120, 27648): 23.47 / 43.27 against 24.89 / 46.96 us on an H100 (zero points: 26.54 / 49.42
+  // against 27.49 / 53.65), 21.96 / 40.95 against 22.65 / 44.35 on an H200 (zero points: 24.66 /
+  // 47.27 against 24.47 / 50.67).
+  if (col_tiles * row_tiles >= slots) return {1, packed_rows};
   int64_t max_splits = std::min(kMaxSplits, packed_rows / (kMinRowsPerWave * warps));
   max_splits = std::min(max_splits, k / (kWorkspaceShare * m_eff));
   Plan best{1, packed_rows};
