@@ -4,6 +4,8 @@
 #include <sstream>
 #include <string>
 
+#include "gemm_dot2.h"
+
 namespace {
 
 pybind11::dict build_info() {
@@ -20,6 +22,7 @@ pybind11::dict build_info() {
   info["emulation"] = false;
 #endif
   info["arches"] = arches;
+  info["decode_group_multiple"] = w4a16::gemm_dot2_group_multiple();
   return info;
 }
 
@@ -27,5 +30,7 @@ pybind11::dict build_info() {
 
 PYBIND11_MODULE(W4A16_MODULE_NAME, m) {
   m.doc() = "w4a16_rdna3 native ops (registered with torch.ops on import) and build facts";
-  m.def("build_info", &build_info, "backend, arches and whether this is the RDNA3 emulation build");
+  m.def("build_info", &build_info,
+        "backend, arches, whether this is the RDNA3 emulation build, and the group sizes gemm_dot2 takes "
+        "(multiples of decode_group_multiple, or K)");
 }

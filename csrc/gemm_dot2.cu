@@ -106,4 +106,6 @@ void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
 
 int64_t gemm_dot2_max_m() { return arch::kGemmDot2MaxM; }
 
+int64_t gemm_dot2_group_multiple() { return dot2::kGroupMultiple; }
+
 }  // namespace w4a16

@@ -15,4 +15,8 @@ void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
 // Largest M for which the `gemm` op takes the decode kernel (the WMMA kernel above it).
 int64_t gemm_dot2_max_m();
 
+// The decode kernel takes group size G (K / scales rows) if G is a multiple of this or G = K
+// (gemm_dot2_kernel.cuh, kGroupMultiple).
+int64_t gemm_dot2_group_multiple();
+
 }  // namespace w4a16

@@ -55,6 +55,12 @@ struct Tile {
   static constexpr int kSmemBytes = kActBytes > kReduceBytes ? kActBytes : kReduceBytes;
 };
 
+// Group sizes the decode kernel takes: a wave step's kLaneRows b_q rows (8 kLaneRows K values)
+// meet one scale row, so a group must hold whole steps (or be the one group of all K). On NVIDIA's
+// mma layout a step is 4 rows: G = 8 or 16 would put two groups under one scale (measured: relative
+// error 0.28 at G = 16), so there `gemm` takes the WMMA kernel for them and `gemm_dot2` refuses them.
+constexpr int kGroupMultiple = 8 * Tile<1>::kLaneRows;
+
 struct Dot2Args {
   const uint16_t* a;       // [M, K]
   const uint32_t* b_q;     // [K / 8, N]
@@ -258,6 +264,7 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   static_assert(Tile<kRows>::kSmemBytes <= 64 * 1024, "RDNA3 allows 64 KiB of LDS per workgroup");
   using Math = typename Tile<kRows>::Math;
   static_assert(kWarps == Tile<kRows>::kWarps || kWarps == Tile<kRows>::kMinWarps, "a block size of the tile");
+  static_assert(Tile<kRows>::kLaneRows * 8 == kGroupMultiple, "one group multiple for every row tile");
   constexpr int kThreads = kWarps * arch::kWaveSize;
   constexpr int kColGroups = Tile<kRows>::kColGroups;
   constexpr int kLaneRows = Tile<kRows>::kLaneRows;

@@ -100,9 +100,13 @@ torch::Tensor aligned(const torch::Tensor& t, uintptr_t alignment) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % alignment == 0 ? t : t.clone();
 }
 
-torch::Tensor run(Launcher launch, const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
+// Checks the arguments, then runs the kernel that pick(a, k, group size) returns (it may refuse
+// the call with its own check).
+template <class Pick>
+torch::Tensor run(Pick pick, const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                   const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
   check_gemm_args(a, b_q, scales, zeros, perm, bias);
+  const Launcher launch = pick(a, a.size(1), a.size(1) / scales.size(0));
   const c10::cuda::CUDAGuard guard(a.device());
   torch::Tensor out = torch::empty({a.size(0), b_q.size(1)}, a.options());
   if (a.size(0) == 0) return out;
@@ -111,22 +115,35 @@ torch::Tensor run(Launcher launch, const torch::Tensor& a, const torch::Tensor& 
   return out;
 }
 
+bool dot2_takes_group(int64_t k, int64_t group) { return group == k || group % gemm_dot2_group_multiple() == 0; }
+
 torch::Tensor gemm_dot2(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                         const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
-  return run(gemm_dot2_launch, a, b_q, scales, zeros, perm, bias);
+  const auto pick = [](const torch::Tensor&, int64_t k, int64_t group) -> Launcher {
+    TORCH_CHECK(dot2_takes_group(k, group), "scales: gemm_dot2 of this build expects a group size G = K / "
+                "scales.shape[0] that is a multiple of ", num(gemm_dot2_group_multiple()), " or K itself, got G = ",
+                num(group), " (gemm takes the WMMA kernel for it)");
+    return gemm_dot2_launch;
+  };
+  return run(pick, a, b_q, scales, zeros, perm, bias);
 }
 
 torch::Tensor gemm_wmma(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                         const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
-  return run(gemm_wmma_launch, a, b_q, scales, zeros, perm, bias);
+  const auto pick = [](const torch::Tensor&, int64_t, int64_t) -> Launcher { return gemm_wmma_launch; };
+  return run(pick, a, b_q, scales, zeros, perm, bias);
 }
 
 // The M-dependent choice lives here, inside the op, so that a graph compiled at one M still picks
-// the right kernel at another (DESIGN.md). The threshold is per backend (csrc/arch/).
+// the right kernel at another (DESIGN.md). The threshold is per backend (csrc/arch/); a group size
+// the decode kernel cannot take goes to the WMMA kernel at every M.
 torch::Tensor gemm(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                    const OptTensor& zeros, const OptTensor& perm, const OptTensor& bias) {
-  const bool decode = a.dim() == 2 && a.size(0) <= gemm_dot2_max_m();
-  return run(decode ? gemm_dot2_launch : gemm_wmma_launch, a, b_q, scales, zeros, perm, bias);
+  const auto pick = [](const torch::Tensor& a, int64_t k, int64_t group) -> Launcher {
+    const bool decode = a.size(0) <= gemm_dot2_max_m() && dot2_takes_group(k, group);
+    return decode ? gemm_dot2_launch : gemm_wmma_launch;
+  };
+  return run(pick, a, b_q, scales, zeros, perm, bias);
 }
 
 }  // namespace

@@ -127,6 +127,27 @@ def test_large_m_2048(build, dtype, gen):
 
 
 @pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("fp16", "bf16"))
+@pytest.mark.parametrize("zeros, act_order", ((False, False), (True, True)), ids=("sym", "zeros-perm"))
+@pytest.mark.parametrize("group", (8, 16), ids=lambda g: f"G{g}")
+def test_groups_below_32(build, dtype, zeros, act_order, group, gen):
+    """G = 8 and 16 (K / G scale rows, multiples of 8): gemm and gemm_wmma match the reference at
+    every M; gemm_dot2 too where the build's decode layout takes the group, and elsewhere refuses it
+    naming scales (NVIDIA's mma layout puts 4 b_q rows, 32 K values, under one scale)."""
+    ops = build_ops(build)
+    multiple = importlib.import_module(BUILDS[build][1]).build_info()["decode_group_multiple"]
+    k, n = 256, 72
+    takes = group % multiple == 0
+    check_all_ops(ops, ALL_M, k, n, group, dtype, zeros, act_order, True, gen,
+                  op_names=OPS if takes else ("gemm", "gemm_wmma"))
+    if not takes:
+        layer = make_layer(k, n, group, zeros=zeros, act_order=act_order, dtype=dtype, gen=gen)
+        a, _ = make_inputs(1, k, n, dtype, gen, bias=False)
+        with pytest.raises(RuntimeError, match=f"scales: gemm_dot2 of this build expects .* got G = {group} "):
+            run_op(ops.gemm_dot2, a, layer, None)
+
+
+@pytest.mark.parametrize("build", BUILDS)
 def test_empty_m(build):
     ops = build_ops(build)
     b_q, scales, zeros, perm = make_layer(128, 8, 32, zeros=True, act_order=False, dtype=torch.float16,
