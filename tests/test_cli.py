@@ -37,6 +37,15 @@ def test_info_under_mocked_gfx1100_without_extension_names_the_missing_build(
     assert "RDNA3W4A16LinearKernel refused" in lines
 
 
+def test_info_build_line_says_which_group_sizes_decode_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    build = {"backend": "cuda", "arches": ["sm_90a"], "emulation": False, "decode_group_multiple": 32}
+    monkeypatch.setattr(_ops, "native_build_info", lambda: dict(build))
+    lines = cli_info.info_lines()
+    native = next(line for line in lines if line.startswith("native kernels"))
+    assert native.endswith("built: backend cuda, arches sm_90a; decode kernel for group sizes that are multiples "
+                           "of 32 or K (others: WMMA)")
+
+
 SMALL = cli_check.Case("triton", torch.float16, m=3, k=256, n=64, group_size=128, symmetric=False, act_order=True)
 
 

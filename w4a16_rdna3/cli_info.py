@@ -24,7 +24,11 @@ def _build_line(info: dict | None, reason: str) -> str:
     if info is None:
         return f"not built ({reason})"
     arches = ", ".join(info.get("arches", [])) or "?"
-    return f"built: backend {info.get('backend')}, arches {arches}"
+    line = f"built: backend {info.get('backend')}, arches {arches}"
+    multiple = info.get("decode_group_multiple")
+    if multiple is not None:
+        line += f"; decode kernel for group sizes that are multiples of {multiple} or K (others: WMMA)"
+    return line
 
 
 def info_lines() -> list[str]:
