@@ -25,6 +25,7 @@
 
 #include "gemm_dot2_kernel.cuh"
 #include "gemm_dot2_plan.h"
+#include "split_k_reduce_kernel.cuh"
 
 namespace {
 
@@ -149,10 +150,8 @@ Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
     dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, kWarps><<<grid, kWarps * 32, 0, stream>>>(p);
   });
   if (plan.splits > 1) {
-    const int64_t total = int64_t{p.m} * p.n;
-    dot2::gemm_dot2_reduce_kernel<false><<<static_cast<unsigned>(dot2::ceil_div(total, dot2::kReduceThreads)),
-                                           dot2::kReduceThreads, 0, stream>>>(p.partial, p.splits, p.m, p.n,
-                                                                              nullptr, p.out);
+    split_k_reduce_kernel<false><<<split_k_reduce_blocks(p.m, p.n), kSplitKReduceThreads, 0, stream>>>(
+        p.partial, p.splits, p.m, p.n, nullptr, p.out);
   }
   return {p.splits, static_cast<int>(shape.warps)};
 }

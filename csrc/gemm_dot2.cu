@@ -9,6 +9,7 @@
 
 #include "gemm_dot2_kernel.cuh"
 #include "gemm_dot2_plan.h"
+#include "split_k_reduce_kernel.cuh"
 
 namespace w4a16 {
 namespace {
@@ -52,10 +53,8 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (plan.splits > 1) {
-    const int64_t total = static_cast<int64_t>(args.m) * args.n;
-    const unsigned blocks = static_cast<unsigned>(dot2::ceil_div(total, dot2::kReduceThreads));
-    dot2::gemm_dot2_reduce_kernel<kBf16><<<blocks, dot2::kReduceThreads, 0, stream>>>(
-        args.partial, static_cast<int>(plan.splits), args.m, args.n, args.bias, args.out);
+    split_k_reduce_kernel<kBf16><<<split_k_reduce_blocks(args.m, args.n), kSplitKReduceThreads, 0, stream>>>(
+        args.partial, args.splits, args.m, args.n, args.bias, args.out);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }

@@ -13,7 +13,7 @@
 // meet in LDS at the end.
 // Grid: x = column tiles, y = K splits, z = row tiles of kRows rows. With one split the block
 // writes `out` (bias, conversion); otherwise fp32 partial sums go to a [splits, M, N] workspace
-// that gemm_dot2_reduce_kernel sums in split order: the result does not depend on timing.
+// that split_k_reduce_kernel.cuh sums in split order: the result does not depend on timing.
 #pragma once
 
 #include "arch/arch.cuh"
@@ -25,7 +25,6 @@ namespace w4a16::dot2 {
 
 constexpr int kColsPerLoad = 4;  // one 16-byte b_q load: 4 int32 columns
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
-constexpr int kReduceThreads = 256;
 
 // A block with a row tile of kRows: the arch's decode math for it, its waves, the columns and rows
 // of a wave step, and its LDS: one chunk of activations (8 KiB whatever the tile; 4096 K values at
@@ -389,19 +388,6 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
       }
     }
   }
-}
-
-// out[i] = sum over splits s (in order) of partial[s][i] (+ bias), one output per thread.
-template <bool kBf16>
-__global__ void __launch_bounds__(kReduceThreads)
-    gemm_dot2_reduce_kernel(const float* partial, int splits, int m, int n, const uint16_t* bias, uint16_t* out) {
-  const size_t total = static_cast<size_t>(m) * n;
-  const size_t i = static_cast<size_t>(arch::block_id_x()) * kReduceThreads + arch::thread_id();
-  if (i >= total) return;
-  float sum = 0.0f;
-  for (int s = 0; s < splits; ++s) sum += partial[s * total + i];
-  if (bias != nullptr) sum += arch::bits_to_float<kBf16>(bias[i % n]);
-  out[i] = arch::float_to_bits<kBf16>(sum);
 }
 
 }  // namespace w4a16::dot2

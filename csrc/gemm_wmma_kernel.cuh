@@ -8,6 +8,9 @@
 // words) in registers, then dequantises the words ONCE into fp16/bf16 and writes buffer s ^ 1.
 // The LDS layout, the multiplication of a stage and the tile table are the arch's
 // (arch::WmmaImpl): 16x16x16 fragments per wave, or on sm_90a builds wgmma per warpgroup.
+// Grid: x = column tiles, y = row tiles, z = K splits. With one split the block writes `out`
+// (bias, conversion); otherwise its fp32 sums go to a [splits, M, N] workspace that
+// split_k_reduce_kernel.cuh sums in split order.
 #pragma once
 
 #include <stdint.h>
@@ -60,7 +63,9 @@ struct WmmaGemmArgs {
   const int32_t* perm;     // [K] (act-order: kernel K index -> column of a), or null
   const uint16_t* bias;    // [N] or null
   uint16_t* out;           // [M, N]
+  float* partial;          // [splits, M, N] fp32 sums of each K split, or null (one split: out)
   int m, n, k;             // K > 0 (ops.cpp checks it)
+  int k_per_split;         // K values of split z: [z k_per_split, (z + 1) k_per_split), a multiple of kBK
   GroupDivisor group;      // K index -> its group (row of scales and zeros)
 };
 
@@ -123,13 +128,13 @@ struct StageSource {
   }
 };
 
-// Loads K tile k0 into registers. kMaskK: the tile may reach past K (only the last one does);
-// K % 8 == 0, so a vector or word is wholly inside or outside.
+// Loads K tile k0 into registers. kMaskK: the tile may reach past k_end, the end of the block's
+// K range (only its last tile can); K % 8 == 0, so a vector or word is wholly inside or outside.
 template <class Tile, bool kHasZeros, bool kHasPerm, bool kMaskK>
 __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& src, const StageMap<Tile>& at,
-                                  const WmmaGemmArgs& p, int k0) {
+                                  const WmmaGemmArgs& p, int k0, int k_end) {
   const int ka = k0 + at.a_k;
-  const bool a_inside = !kMaskK || ka < p.k;
+  const bool a_inside = !kMaskK || ka < k_end;
   int4 c0 = make_int4(0, 0, 0, 0), c1 = make_int4(0, 0, 0, 0);
   if constexpr (kHasPerm) {
     // Act-order: kernel K index k reads column perm[k] of a; all vectors of a thread share k.
@@ -159,7 +164,7 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
     const uint32_t k = k0 + at.b_k + j * StageMap<Tile>::kBKStep;
     uint32_t word = 0u, zero = 0u;
     uint16_t scale = 0u;
-    if (!kMaskK || k < static_cast<uint32_t>(p.k)) {
+    if (!kMaskK || k < static_cast<uint32_t>(k_end)) {
       const uint32_t g = p.group(k);
       // b_q row k / 8 starts (k / 8) * 4N = (k / 2) * N bytes in (k % 8 == 0).
       word = *at_row(src.b_col, k / 2, p.n);
@@ -219,6 +224,9 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   const int wave_n = (wave % Tile::kWarpsN) * Tile::kWarpN;  // first tile column of this wave
   const int m0 = arch::block_id_y() * Tile::kBM;
   const int n0 = arch::block_id_x() * Tile::kBN;
+  // The block's K range: split z (the launcher makes every split non-empty; only the last is short).
+  const int k_begin = arch::block_id_z() * p.k_per_split;
+  const int k_end = p.k - k_begin < p.k_per_split ? p.k : k_begin + p.k_per_split;
 
   arch::WmmaAcc acc[Tile::kFragsM][Tile::kFragsN];
 #pragma unroll
@@ -230,7 +238,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   const StageMap<Tile> at = StageMap<Tile>::of_thread();
   const StageSource<Tile> src = StageSource<Tile>::of(at, p, m0, n0);
   WmmaStage<Tile> st;
-  load_stage<Tile, kHasZeros, kHasPerm, true>(st, src, at, p, 0);
+  load_stage<Tile, kHasZeros, kHasPerm, true>(st, src, at, p, k_begin, k_end);
   store_stage<Tile, kBf16>(st, at, lds, lds + Tile::kAElems);
   Math::fence_operand_stores();
   arch::barrier();
@@ -243,7 +251,8 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   uint16_t* cur = lds;
   uint16_t* next = lds + Tile::kStageElems;
   const auto k_step = [&](int kt, auto mask_k) {
-    load_stage<Tile, kHasZeros, kHasPerm, decltype(mask_k)::value>(st, src, at, p, (kt + 1) * Tile::kBK);
+    load_stage<Tile, kHasZeros, kHasPerm, decltype(mask_k)::value>(st, src, at, p, k_begin + (kt + 1) * Tile::kBK,
+                                                                   k_end);
     Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
     store_stage<Tile, kBf16>(st, at, next, next + Tile::kAElems);
     Math::wait(acc);
@@ -253,14 +262,34 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     cur = next;
     next = done;
   };
-  // Only the last tile can reach past K: every tile before it loads without K masks.
-  const int k_tiles = (p.k + Tile::kBK - 1) / Tile::kBK;
-  const int k_whole_tiles = p.k / Tile::kBK;
+  // Only the last tile can reach past k_end: every tile before it loads without K masks.
+  const int k_tiles = (k_end - k_begin + Tile::kBK - 1) / Tile::kBK;
+  const int k_whole_tiles = (k_end - k_begin) / Tile::kBK;
   int kt = 0;
   for (; kt + 1 < k_whole_tiles; ++kt) k_step(kt, std::false_type{});
   if (kt + 1 < k_tiles) k_step(kt, std::true_type{});
   Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
   Math::wait(acc);
+
+  if (p.partial != nullptr) {
+    // K split: the fp32 sums go from the accumulators straight to the split's workspace slice (the
+    // reduction adds bias and converts; these writes are a small share of the bytes at the M that
+    // split).
+    float* const slice = p.partial + static_cast<size_t>(arch::block_id_z()) * p.m * p.n;
+#pragma unroll
+    for (int i = 0; i < Tile::kFragsM; ++i) {
+#pragma unroll
+      for (int j = 0; j < Tile::kFragsN; ++j) {
+#pragma unroll
+        for (int e = 0; e < arch::kWmmaAccPerLane; ++e) {
+          const int m = m0 + wave_m + 16 * i + arch::wmma_acc_row(lane, e);
+          const int n = n0 + wave_n + 16 * j + arch::wmma_acc_col(lane, e);
+          if (m < p.m && n < p.n) slice[static_cast<size_t>(m) * p.n + n] = acc[i][j].v[e];
+        }
+      }
+    }
+    return;
+  }
   arch::barrier();  // the epilogue below overwrites the stage buffers
 
   // Epilogue: accumulators (+ bias, in fp32) -> out dtype -> LDS tile -> 16-byte global stores.

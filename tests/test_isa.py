@@ -132,7 +132,7 @@ def test_waves_per_simd(arch: str, vgprs: int, lds: int, threads: int, waves: in
     [
         ("gemm_wmma_kernel<WmmaTile<32, 64, 32, 2, 2>, true, false, false>", "wmma"),
         ("gemm_dot2_kernel<true, true, true, 16, 8>", "dot2"),
-        ("gemm_dot2_reduce_kernel<true>", "other"),
+        ("split_k_reduce_kernel<true>", "other"),
         ("copy_kernel<WmmaTile<1>>", "other"),
     ],
 )

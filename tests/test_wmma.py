@@ -174,6 +174,16 @@ def test_k_not_a_multiple_of_the_k_step(gen):
             _check(build, 100, 136, 72, group, torch.float16, True, True, True, gen)
 
 
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("m", [1, 40, 130])
+def test_k_split_ending_in_a_partial_k_tile(build, m, gen):
+    """K = 4136 (517 int4 words) on N = 264: a grid of a few output tiles, so the launcher splits K
+    (8 to 15 splits of whole K tiles), and the last split ends in a partial K tile. G = 8, zeros,
+    act-order and bias: the reduction adds the bias once, after the splits."""
+    for dtype in DTYPES:
+        _check(build, m, 4136, 264, 8, dtype, True, True, True, gen)
+
+
 # ---- the two builds agree, and a call repeats bit for bit ----
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -31,6 +31,7 @@ from w4a16_rdna3.triton_w4a16 import gemm_triton
 
 SHAPES = [(4096, 14336), (14336, 4096), (5120, 27648), (4096, 4096)]  # (K, N)
 DECODE_M = [1, 2, 4, 8, 16]
+BATCHED_M = [32, 64, 128]  # many sequences decoding at once: between decode and prefill
 PREFILL_M = [256, 1024, 2048, 4096]
 QUICK_SHAPES = [(4096, 14336), (14336, 4096)]
 QUICK_M = [1, 8, 1024]
@@ -100,7 +101,7 @@ def run_benchmarks(
     device = torch.device("cuda")
     notes = [] if notes is None else notes
     shapes = QUICK_SHAPES if quick else SHAPES
-    ms = QUICK_M if quick else DECODE_M + PREFILL_M
+    ms = QUICK_M if quick else DECODE_M + BATCHED_M + PREFILL_M
     copy_gbs = measure_copy_bandwidth(device)
     notes.append(f"device-to-device copy: {copy_gbs:.0f} GB/s ({torch.cuda.get_device_name(device)})")
     paths: dict[str, GemmFn] = {"triton": gemm_triton, **_native_paths(notes)}

@@ -61,8 +61,8 @@ def _bools(count: int) -> list[tuple[str, ...]]:
 
 
 # Mirrors the dispatch in csrc/gemm_dot2.cu (launch_flags/launch_rows) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles). The coverage check below fails when a header declares a
-# kernel that is not listed here.
+# (launch_variant over the three tiles), and the K-split reduction both launch. The coverage check
+# below fails when a header declares a kernel that is not listed here.
 KERNEL_SOURCES = (
     KernelSource(
         "gemm_dot2_kernel.cuh",
@@ -71,8 +71,7 @@ KERNEL_SOURCES = (
             for bf16, zeros, perm in _bools(3)
             for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
             for warps in sorted({f"w4a16::dot2::Tile<{rows}>::kWarps", f"w4a16::dot2::Tile<{rows}>::kMinWarps"})
-        )
-        + tuple(f"w4a16::dot2::gemm_dot2_reduce_kernel<{bf16}>" for (bf16,) in _bools(1)),
+        ),
     ),
     KernelSource(
         "gemm_wmma_kernel.cuh",
@@ -81,6 +80,10 @@ KERNEL_SOURCES = (
             for tile in ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
             for bf16, zeros, perm in _bools(3)
         ),
+    ),
+    KernelSource(
+        "split_k_reduce_kernel.cuh",
+        tuple(f"w4a16::split_k_reduce_kernel<{bf16}>" for (bf16,) in _bools(1)),
     ),
 )
 
@@ -118,7 +121,7 @@ def kernel_kind(name: str) -> str:
     base = name.split("<", 1)[0]
     if "wmma" in base:
         return "wmma"
-    if "dot2" in base and "reduce" not in base:
+    if "dot2" in base:
         return "dot2"
     return "other"
 

@@ -196,10 +196,12 @@ struct MmaDecode {
 template <int kRows>
 using DecodeMath = MmaDecode<kRows>;
 
-// Largest M for which the gemm op takes the decode kernel (the WMMA kernel above it). Measured on
-// an H100 (README, decode): gemm_dot2 beats gemm_wmma at M = 8 and M = 16 on (4096, 14336),
-// (14336, 4096) and (5120, 27648) by 1.5-7.7x; 16 is also the largest decode row tile.
-constexpr int kGemmDot2MaxM = 16;
+// Largest M for which the gemm op takes the decode kernel (the WMMA kernel above it). Measured on an
+// H200 against gemm_wmma with its best forced K split (README, "Between decode and prefill"):
+// gemm_dot2 was faster at M = 32 on (4096, 14336), (14336, 4096), (5120, 27648) and (4096, 4096)
+// (33.4 / 35.6 / 73.2 / 11.9 against 43.1 / 39.2 / 95.1 / 16.4 us) and slower at M = 64 on all but
+// (4096, 4096) (60.6 / 69.5 / 138.1 against 51.6 / 47.9 / 114.0 us).
+constexpr int kGemmDot2MaxM = 32;
 
 // ---- WMMA 16x16x16 (prefill) ----
 // The interface of gfx11.cuh's WMMA section on NVIDIA tensor cores: one 16x16x16 product is two
