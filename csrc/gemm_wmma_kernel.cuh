@@ -4,8 +4,9 @@
 //
 // One block computes a kBM x kBN output tile; each wave (warp) owns kWarpM x kWarpN of it as a
 // grid of 16x16 accumulators. K advances kBK at a time through two LDS buffers: while the waves
-// multiply buffer s, each thread holds its share of the next K tile (activations and raw int4
-// words) in registers, then dequantises the words ONCE into fp16/bf16 and writes buffer s ^ 1.
+// multiply buffer s, each thread holds its share of the next K tile or two (activations and raw
+// int4 words) in registers, then dequantises the nearer one's words ONCE into fp16/bf16 and
+// writes buffer s ^ 1.
 // The LDS layout, the multiplication of a stage and the tile table are the arch's
 // (arch::WmmaImpl): 16x16x16 fragments per wave, or on sm_90a builds wgmma per warpgroup.
 // Grid: x = column tiles, y = row tiles, z = K splits. With one split the block writes `out`
@@ -24,12 +25,14 @@
 
 namespace w4a16 {
 
-// Block tile: kBM x kBN outputs, kBK-deep K steps, kWarpsM x kWarpsN waves. How a stage sits in
-// LDS and how the waves multiply it is the arch's (arch::WmmaImpl: Layout and Math).
-template <int BM, int BN, int BK, int WarpsM, int WarpsN>
+// Block tile: kBM x kBN outputs, kBK-deep K steps, kWarpsM x kWarpsN waves, kTilesInFlight (1 or
+// 2) K tiles loading into registers at once. How a stage sits in LDS and how the waves multiply
+// it is the arch's (arch::WmmaImpl: Layout and Math).
+template <int BM, int BN, int BK, int WarpsM, int WarpsN, int TilesInFlight>
 struct WmmaTile {
   static constexpr int kBM = BM, kBN = BN, kBK = BK;
   static constexpr int kWarpsM = WarpsM, kWarpsN = WarpsN;
+  static constexpr int kTilesInFlight = TilesInFlight;
   static constexpr int kThreads = arch::kWaveSize * WarpsM * WarpsN;
   static constexpr int kWarpM = BM / WarpsM, kWarpN = BN / WarpsN;
   static constexpr int kFragsM = kWarpM / 16, kFragsN = kWarpN / 16;
@@ -53,6 +56,7 @@ struct WmmaTile {
   static_assert(kAVecs * kThreads == BM * BK / 8, "A tile splits evenly over the threads");
   static_assert(kBWords * kThreads == BK / 8 * BN, "B tile splits evenly over the threads");
   static_assert(kLdsBytes <= 65536, "RDNA3 gives a workgroup at most 64 KiB of LDS");
+  static_assert(TilesInFlight == 1 || TilesInFlight == 2, "one or two K tiles in registers");
 };
 
 struct WmmaGemmArgs {
@@ -237,24 +241,25 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
 
   const StageMap<Tile> at = StageMap<Tile>::of_thread();
   const StageSource<Tile> src = StageSource<Tile>::of(at, p, m0, n0);
-  WmmaStage<Tile> st;
-  load_stage<Tile, kHasZeros, kHasPerm, true>(st, src, at, p, k_begin, k_end);
-  store_stage<Tile, kBf16>(st, at, lds, lds + Tile::kAElems);
-  Math::fence_operand_stores();
-  arch::barrier();
+  // Only the last tile can reach past k_end: every tile before it loads without K masks.
+  const int k_tiles = (k_end - k_begin + Tile::kBK - 1) / Tile::kBK;
+  const int k_whole_tiles = (k_end - k_begin) / Tile::kBK;
+  const auto load = [&](WmmaStage<Tile>& into, int kt, auto mask_k) {
+    load_stage<Tile, kHasZeros, kHasPerm, decltype(mask_k)::value>(into, src, at, p, k_begin + kt * Tile::kBK, k_end);
+  };
+  constexpr std::false_type kWhole{};
+  constexpr std::true_type kMasked{};
 
-  // K step kt: the global loads of tile kt + 1 are in flight while tile kt is multiplied from
-  // buffer `cur`; then tile kt + 1 is stored to `next` (while the products run, where the arch's
-  // matrix units run them asynchronously). One barrier per step suffices with two buffers: it
-  // publishes `next` and retires the reads of `cur` (waited for first), the following step's
-  // write target.
+  // K step kt, once the loads of the next tiles are asked for: tile kt is multiplied from buffer
+  // `cur`, and tile kt + 1 (`held`, in registers) is stored to `next` while the products run (where
+  // the arch's matrix units run them asynchronously). One barrier per step suffices with two
+  // buffers: it publishes `next` and retires the reads of `cur` (waited for first), the following
+  // step's write target.
   uint16_t* cur = lds;
   uint16_t* next = lds + Tile::kStageElems;
-  const auto k_step = [&](int kt, auto mask_k) {
-    load_stage<Tile, kHasZeros, kHasPerm, decltype(mask_k)::value>(st, src, at, p, k_begin + (kt + 1) * Tile::kBK,
-                                                                   k_end);
+  const auto step = [&](const WmmaStage<Tile>& held) {
     Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
-    store_stage<Tile, kBf16>(st, at, next, next + Tile::kAElems);
+    store_stage<Tile, kBf16>(held, at, next, next + Tile::kAElems);
     Math::wait(acc);
     Math::fence_operand_stores();
     arch::barrier();
@@ -262,12 +267,53 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     cur = next;
     next = done;
   };
-  // Only the last tile can reach past k_end: every tile before it loads without K masks.
-  const int k_tiles = (k_end - k_begin + Tile::kBK - 1) / Tile::kBK;
-  const int k_whole_tiles = (k_end - k_begin) / Tile::kBK;
+  const auto store_first = [&](const WmmaStage<Tile>& tile0) {
+    store_stage<Tile, kBf16>(tile0, at, lds, lds + Tile::kAElems);
+    Math::fence_operand_stores();
+    arch::barrier();
+  };
+
   int kt = 0;
-  for (; kt + 1 < k_whole_tiles; ++kt) k_step(kt, std::false_type{});
-  if (kt + 1 < k_tiles) k_step(kt, std::true_type{});
+  if constexpr (Tile::kTilesInFlight == 1) {
+    // One stage: tile kt + 1 loads while tile kt is multiplied.
+    WmmaStage<Tile> st;
+    load(st, 0, kMasked);
+    store_first(st);
+    for (; kt + 1 < k_whole_tiles; ++kt) {
+      load(st, kt + 1, kWhole);
+      step(st);
+    }
+    if (kt + 1 < k_tiles) {
+      load(st, kt + 1, kMasked);
+      step(st);
+    }
+  } else {
+    // Two stages: tile kt + 2 loads while tile kt is multiplied and tile kt + 1, loaded during the
+    // step before, is stored; each tile's loads have two steps of products to hide behind. Two
+    // steps per turn keep the stages' names fixed: tile kt + 1 is in `second` at even steps.
+    WmmaStage<Tile> first, second;
+    load(first, 0, kMasked);
+    if (k_tiles > 1) load(second, 1, kMasked);
+    store_first(first);
+    for (; kt + 3 < k_whole_tiles; kt += 2) {
+      load(first, kt + 2, kWhole);
+      step(second);
+      load(second, kt + 3, kWhole);
+      step(first);
+    }
+    // At most three steps are left (K tiles kt + 1 .. k_tiles - 1 to store).
+    if (kt + 1 < k_tiles) {
+      if (kt + 2 < k_tiles) load(first, kt + 2, kMasked);
+      step(second);
+      ++kt;
+    }
+    if (kt + 1 < k_tiles) {
+      if (kt + 2 < k_tiles) load(second, kt + 2, kMasked);
+      step(first);
+      ++kt;
+    }
+    if (kt + 1 < k_tiles) step(second);
+  }
   Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
   Math::wait(acc);
 

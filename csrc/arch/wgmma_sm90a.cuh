@@ -167,16 +167,22 @@ struct Wgmma {
     }
   };
 
-  // The tile table the launcher picks from (by M; see gemm_wmma.cu): T<BM, BN, BK, WarpsM, WarpsN>,
-  // one warp per 16 rows, a warpgroup per 64. Measured on the H100 (fp16, M = 256..4096, the four
-  // layer shapes of the README): 128 x 128 x 64 beat 128 x 128 x 32 by 7-55% and 64 x 128 x 64 (one
-  // warpgroup per block) by 14-40%, the latter also at M = 256 where Large gives only 64 blocks
-  // on (14336, 4096) and (4096, 4096): 134 / 118 against 113 / 102 TFLOP/s.
-  template <template <int, int, int, int, int> class T>
+  // The tile table the launcher picks from (by M; see gemm_wmma.cu): T<BM, BN, BK, WarpsM, WarpsN,
+  // TilesInFlight>, one warp per 16 rows, a warpgroup per 64. Measured on the H100 (fp16, M =
+  // 256..4096, the four layer shapes of the README): 128 x 128 x 64 beat 128 x 128 x 32 by 7-55%
+  // and 64 x 128 x 64 (one warpgroup per block) by 14-40%, the latter also at M = 256 where Large
+  // gives only 64 blocks on (14336, 4096) and (4096, 4096): 134 / 118 against 113 / 102 TFLOP/s
+  // (before K splits). Two K tiles in flight against one, measured on an H200 (fp16, unsplit, the
+  // same four shapes): Small and Medium 1.26-2.08x faster at M = 16..64 (e.g. (14336, 4096) at
+  // M = 16: 137.1 against 281.9 us); Large 1.27-1.42x slower wherever its grid fills the SMs (M =
+  // 128..1024; its accumulators leave no room for a second stage), and faster (up to 1.11x) only
+  // on grids that K splits serve better ((14336, 4096) at M = 128: 68.0 against 60.1 us, each
+  // with its best split).
+  template <template <int, int, int, int, int, int> class T>
   struct Tiles {
-    using Large = T<128, 128, 64, 8, 1>;  // 2 warpgroups of 64 x 128
-    using Medium = T<64, 128, 64, 4, 1>;  // 1 warpgroup of 64 x 128
-    using Small = T<64, 64, 64, 4, 1>;    // 1 warpgroup of 64 x 64
+    using Large = T<128, 128, 64, 8, 1, 1>;  // 2 warpgroups of 64 x 128
+    using Medium = T<64, 128, 64, 4, 1, 2>;  // 1 warpgroup of 64 x 128
+    using Small = T<64, 64, 64, 4, 1, 2>;    // 1 warpgroup of 64 x 64
     static constexpr bool kLargeWithFewBlocks = true;
   };
 };
