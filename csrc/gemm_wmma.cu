@@ -36,8 +36,9 @@ constexpr int64_t kColumnsPerSm = 128;
 // kColumnsPerSm columns, rounded up to a power of two. Measured on an H200 (wgmma tiles, fp16,
 // forced splits 1-16 on (4096, 14336), (14336, 4096), (5120, 27648) and (4096, 4096), M = 16..1024;
 // README): within 1.12x of the best count with the large tile (M >= 128), 1.24x with the medium
-// (M = 64) and 1.27x with the small (M <= 32). Filling every resident block slot instead lost by
-// up to 1.5x; (14336, 4096) at M = 256 took 98.5 against 223.0 us unsplit.
+// and 1.27x with the small one (M = 16..128), one K tile in flight; with two, the best count for the
+// medium tile at M = 64 on all four. Filling every resident block slot instead lost by up to 1.5x;
+// (14336, 4096) at M = 256 took 98.5 against 223.0 us unsplit.
 int64_t plan_splits(int64_t blocks, int64_t tile_cols, int64_t sms, int64_t k_tiles) {
   const int64_t wanted = sms * std::max<int64_t>(1, kColumnsPerSm / tile_cols);
   int64_t splits = 1;
