@@ -3,6 +3,7 @@
 // or symmetric, act-order or not).
 #include "gemm_wmma.h"
 
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -14,12 +15,6 @@
 
 namespace w4a16 {
 namespace {
-
-int multiprocessor_count(int device) {
-  int count = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  return count;
-}
 
 int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
@@ -93,7 +88,7 @@ void launch_variant(const WmmaGemmArgs& p, const torch::Tensor& a, int64_t sms, 
 
 template <class Tile>
 int64_t blocks_of(int64_t m, int64_t n) {
-  return ((m + Tile::kBM - 1) / Tile::kBM) * ((n + Tile::kBN - 1) / Tile::kBN);
+  return ceil_div(m, Tile::kBM) * ceil_div(n, Tile::kBN);
 }
 
 }  // namespace
@@ -120,7 +115,8 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   p.group = GroupDivisor::of(static_cast<int>(k / scales.size(0)));
 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const int64_t sms = multiprocessor_count(a.get_device());
+  // The op's device guard makes a's device the current one; ATen caches its properties.
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   // Large tiles reuse each loaded value most; with fragments they only pay once they give every
   // CU/SM a block, with wgmma from M = 128 on (the arch's table says which).
   if (m >= 128 && (kWmmaLargeWithFewBlocks || blocks_of<WmmaTileLarge>(m, n) >= sms)) {
