@@ -11,8 +11,8 @@
 #                        "0" skips the tests
 #   DEVICE_RUN_BENCH     1 (default): benchmarks/bench_gemm.py; quick: with --quick; 0: skip
 #   DEVICE_RUN_BF16      1: also benchmarks/bench_gemm.py --quick --dtype bfloat16 (default 0)
-#   DEVICE_RUN_TUNE_DOT2 1: also build and run benchmarks/tune_dot2.cu: native (symmetric, then with zero
-#                        points) and emulation (default 0)
+#   DEVICE_RUN_TUNE_DOT2 1: also build and run benchmarks/tune_dot2.cu: native (symmetric, with zero
+#                        points, with the weights left in L2) and emulation (default 0)
 #   TORCH_CUDA_ARCH_LIST default 9.0 (Hopper: the H100 and H200)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -88,7 +88,8 @@ if [ "${DEVICE_RUN_TUNE_DOT2:-0}" = "1" ]; then
   tuner=$(mktemp -d)
   if nvcc -arch="$arch" -std=c++17 -O3 -I csrc -o "$tuner/native" benchmarks/tune_dot2.cu &&
       nvcc -arch="$arch" -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc -o "$tuner/emulation" benchmarks/tune_dot2.cu; then
-    { "$tuner/native" native && "$tuner/native" native zeros && "$tuner/emulation" rdna3-emulation; } |
+    { "$tuner/native" native && "$tuner/native" native zeros && "$tuner/native" native l2 &&
+        "$tuner/emulation" rdna3-emulation; } |
       tee "$OUT/tune_dot2.md" || failed "tune_dot2"
   else
     failed "tune_dot2 build"

@@ -5,13 +5,15 @@
 //
 //   nvcc -arch=sm_90 -std=c++17 -O3 -I csrc -o tune_dot2 benchmarks/tune_dot2.cu            # native
 //   nvcc ... -DW4A16_RDNA3_EMULATION ...                                                   # emulation
-//   ./tune_dot2 [label] [zeros]
+//   ./tune_dot2 [label] [zeros] [l2]
 //
 // fp16, G = 128, symmetric (with `zeros`: random zero points), random data; weights rotated past 2x
-// the L2; each time is the median of CUDA-graph replays of back-to-back calls (split-K reduction
-// included), as w4a16_rdna3/bench.py times the extension. GB/s counts int4 weights + scales (+ zero
-// points). Each layer's "read limit" row times read_probe, which only streams those bytes: the most
-// a decode kernel could reach at that size, kernel boundary included.
+// the L2 (with `l2`: one copy, not rotated, so a layer smaller than the L2 is read from it); each
+// time is the median of CUDA-graph replays of back-to-back calls (split-K reduction included), as
+// w4a16_rdna3/bench.py times the extension. GB/s counts int4 weights + scales (+ zero points). Each
+// layer's "read limit" row times read_probe, which only streams those bytes: the most a decode
+// kernel could reach at that size, kernel boundary included. Its "slice read limit" row times
+// slice_probe, which reads b_q alone in the decode kernel's order (64-column slices down K).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -94,6 +96,31 @@ __global__ void __launch_bounds__(kProbeThreads) read_probe(ProbeRange b_q, Prob
     }
   }
   if (fold == 0x9E3779B9u) *sink = fold;  // the loads stay: their result is used
+}
+
+// b_q read as the decode kernel's blocks read it: block (x, y) walks split y of K down the 256 bytes
+// of each row that columns 64 x .. 64 x + 63 hold (16 bytes a lane, kProbeLoads loads in flight per
+// thread). Against read_probe it shows what the access pattern costs.
+constexpr int kSliceBytes = 256;
+
+__global__ void __launch_bounds__(kProbeThreads) slice_probe(const uint32_t* b_q, int rows, int n, int rows_per_split,
+                                                              uint32_t* sink) {
+  constexpr int kLanesPerRow = kSliceBytes / 16;
+  constexpr int kRowsPerPass = kProbeThreads / kLanesPerRow;
+  const int row_in_pass = threadIdx.x / kLanesPerRow;
+  const int r0 = blockIdx.y * rows_per_split, r1 = min(rows, r0 + rows_per_split);
+  const uint32_t* slice = b_q + blockIdx.x * size_t{kSliceBytes / 4} + threadIdx.x % kLanesPerRow * 4;
+  uint32_t fold = 0;
+  for (int r = r0 + row_in_pass; r < r1; r += kProbeLoads * kRowsPerPass) {
+    arch::U32x4 v[kProbeLoads];
+#pragma unroll
+    for (int u = 0; u < kProbeLoads; ++u) {
+      v[u] = arch::load_stream16(slice + static_cast<size_t>(min(r + u * kRowsPerPass, r1 - 1)) * n);
+    }
+#pragma unroll
+    for (int u = 0; u < kProbeLoads; ++u) fold ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  if (fold == 0x9E3779B9u) *sink = fold;
 }
 
 ProbeRange probe_range(const void* p, size_t bytes) { return {static_cast<const uint32_t*>(p), bytes / 16}; }
@@ -248,7 +275,11 @@ double relative_error(const uint16_t* out, const float* ref, size_t count) {
 
 int main(int argc, char** argv) {
   const char* label = argc > 1 ? argv[1] : "gemm_dot2";
-  const bool with_zeros = argc > 2 && std::string(argv[2]) == "zeros";
+  bool with_zeros = false, l2_resident = false;
+  for (int i = 2; i < argc; ++i) {
+    with_zeros = with_zeros || std::string(argv[i]) == "zeros";
+    l2_resident = l2_resident || std::string(argv[i]) == "l2";
+  }
   const int shapes[][2] = {{4096, 14336}, {14336, 4096}, {5120, 27648}};  // (K, N)
   const int rows[] = {1, 2, 4, 8, 16};
   cudaStream_t stream;
@@ -256,10 +287,11 @@ int main(int argc, char** argv) {
   int sms = 0;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   const float copy = copy_gbs(stream);
-  std::printf("# %s%s: resident blocks (of the largest size) per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; "
+  std::printf("# %s%s%s: resident blocks (of the largest size) per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; "
               "copy %.0f GB/s\n",
-              label, with_zeros ? " (zero points)" : "", blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(),
-              blocks_per_sm<8>(), blocks_per_sm<16>(), copy);
+              label, with_zeros ? " (zero points)" : "", l2_resident ? " (weights not rotated)" : "",
+              blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(), blocks_per_sm<8>(), blocks_per_sm<16>(),
+              copy);
   int probe_blocks = 0;
   CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&probe_blocks, read_probe, kProbeThreads, 0));
   uint32_t* sink;
@@ -272,7 +304,7 @@ int main(int argc, char** argv) {
     const size_t words = size_t(k) / 8 * n, scale_count = size_t(k) / kGroupSize * n;
     const size_t zero_words = with_zeros ? scale_count / 8 : 0;
     const double bytes = words * 4.0 + scale_count * 2.0 + zero_words * 4.0;
-    const int copies = std::max(2, static_cast<int>(std::ceil(2 * kL2Bytes / bytes)));
+    const int copies = l2_resident ? 1 : std::max(2, static_cast<int>(std::ceil(2 * kL2Bytes / bytes)));
     std::vector<uint32_t*> b_q(copies), zeros(copies, nullptr);
     std::vector<uint16_t*> scales(copies);
     for (int c = 0; c < copies; ++c) {
@@ -307,6 +339,23 @@ int main(int argc, char** argv) {
     const double read_gbs = bytes / (read_us * 1e-6) / 1e9;
     std::printf("| %d | %d | - | read limit | - | %.2f | %.0f | %.0f%% | - | - |\n", k, n, read_us, read_gbs,
                 100.0 * read_gbs / copy);
+    // The slice probe at the split (1, 2, 4 or 8) that reads fastest.
+    float slice_best = INFINITY;
+    int slice_splits = 0;
+    for (const int splits : {1, 2, 4, 8}) {
+      const int rows_per_split = (k / 8 + splits - 1) / splits;
+      const dim3 grid(static_cast<unsigned>(n * 4 / kSliceBytes), static_cast<unsigned>(splits));
+      const float us = graph_us(stream, calls, [&](int i) {
+        slice_probe<<<grid, kProbeThreads, 0, stream>>>(b_q[i % copies], k / 8, n, rows_per_split, sink);
+      });
+      if (us < slice_best) {
+        slice_best = us;
+        slice_splits = splits;
+      }
+    }
+    const double slice_gbs = words * 4.0 / (slice_best * 1e-6) / 1e9;
+    std::printf("| %d | %d | - | slice read limit (b_q) | %d | %.2f | %.0f | %.0f%% | - | - |\n", k, n, slice_splits,
+                slice_best, slice_gbs, 100.0 * slice_gbs / copy);
     for (const int m : rows) {
       reference<<<dim3((n + 127) / 128, m), 128, 0, stream>>>(a, b_q[0], scales[0], zeros[0], ref, k, n);
       for (const int forced : kForcedSplits) {
