@@ -200,7 +200,10 @@ using DecodeMath = MmaDecode<kRows>;
 // H200 against gemm_wmma with its best forced K split (README, "Between decode and prefill"):
 // gemm_dot2 was faster at M = 32 on (4096, 14336), (14336, 4096), (5120, 27648) and (4096, 4096)
 // (33.4 / 35.6 / 73.2 / 11.9 against 43.1 / 39.2 / 95.1 / 16.4 us) and slower at M = 64 on all but
-// (4096, 4096) (60.6 / 69.5 / 138.1 against 51.6 / 47.9 / 114.0 us).
+// (4096, 4096) (60.6 / 69.5 / 138.1 against 51.6 / 47.9 / 114.0 us). Between them (H200, the ops as
+// `gemm` calls them, M = 24..64 in steps of 8): in fp16 gemm_wmma was faster from M = 40 on every
+// layer (gemm_dot2 / gemm_wmma 1.02-1.23 at M = 40, 0.65-0.79 at M = 32); in bf16 too but for
+// (4096, 4096), where gemm_dot2 stayed 6-7% faster at M = 40 and 48.
 constexpr int kGemmDot2MaxM = 32;
 
 // ---- WMMA 16x16x16 (prefill) ----
