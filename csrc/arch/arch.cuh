@@ -16,7 +16,7 @@ struct alignas(8) U32x2 {
 }  // namespace w4a16::arch
 
 // The decode math (DecodeMath of each arch header): per-lane dot2 on gfx11 and in its emulation
-// (decode_lanes.cuh), on NVIDIA per-lane at M = 1 and a warp-wide mma above. Packed bf16 math:
+// (decode_lanes.cuh), a warp-wide mma on NVIDIA at every M. Packed bf16 math:
 // gfx11's fp32 route (gfx11_bf16_math.cuh) on gfx11 and in its emulation, native on NVIDIA.
 #if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
 #include "gfx11.cuh"
