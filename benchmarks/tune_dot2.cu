@@ -343,7 +343,7 @@ int main(int argc, char** argv) {
     float slice_best = INFINITY;
     int slice_splits = 0;
     for (const int splits : {1, 2, 4, 8}) {
-      const int rows_per_split = (k / 8 + splits - 1) / splits;
+      const int rows_per_split = static_cast<int>(dot2::ceil_div(k / 8, splits));
       const dim3 grid(static_cast<unsigned>(n * 4 / kSliceBytes), static_cast<unsigned>(splits));
       const float us = graph_us(stream, calls, [&](int i) {
         slice_probe<<<grid, kProbeThreads, 0, stream>>>(b_q[i % copies], k / 8, n, rows_per_split, sink);
