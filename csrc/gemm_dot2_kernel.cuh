@@ -5,8 +5,8 @@
 // The weights meet the activations in the arch's decode math for the row tile (DecodeMath), fp32
 // accumulation in all: per-lane dot2 on gfx11 and in its emulation (arch/decode_lanes.cuh), with
 // the activations staged in LDS one K chunk at a time; a warp-wide mma on NVIDIA (arch/cuda.cuh),
-// whose lanes read their activations straight from `a` (staged at M = 1, and to gather through
-// perm for act-order). Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
+// whose lanes read their activations straight from `a` (staged only to gather through perm for
+// act-order). Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
 //
 // Block: kWarps waves (one of the tile's two block sizes) over the same kColsPerBlock columns, going
 // down the K split together in bands of b_q rows (a batch of loads per wave each); the waves' sums

@@ -129,12 +129,15 @@ struct MmaDecode {
   // is issued: no branch, and the pairing waits for accumulate. Lane g loads tile row 8b + g; a row
   // the tile does not have (g >= kRows) re-reads the last one, and the source re-reads its last row
   // for a row past M: either only feeds C column g of the mma, an output row that is never stored.
-  // Each B lane loads its own activation row from `a`, except at M = 1, where the block stages its
-  // K range of the one row in LDS first (one chunk, two barriers). Measured on an H100 (decode
-  // tuner, same call): at M = 1 staging took 14.2 against 14.8 us on (4096, 14336) and the same
-  // within 0.3 us on the other two layers; at M = 2 it was 0.4 us faster on (4096, 14336) but
-  // 0.3-1.2 us slower on the others, at M = 4 and 8 0.6-8.5 us slower.
-  static constexpr bool kGlobalActivations = kRows > 1;
+  // Each B lane loads its own activation row from `a`, at every M (act-order aside: the kernel
+  // stages a gathered copy in LDS). Staging the one row of M = 1 in LDS first (one chunk, two
+  // barriers) measured faster on an H100 with an earlier kernel (14.2 against 14.8 us on
+  // (4096, 14336)), but slower on an H200 with this one (decode tuner, same call, two rounds):
+  // 12.07-12.15 against 11.68-11.70 us on (4096, 14336), 12.46-12.52 against 12.12-12.14 on
+  // (14336, 4096), 27.31-27.41 against 27.08-27.15 on (5120, 27648); with zero points 14.31 /
+  // 14.37 / 32.31 against 13.72 / 13.58 / 31.81. At M = 2 staging was 0.4 us faster on
+  // (4096, 14336) but 0.3-1.2 us slower on the others, at M = 4 and 8 0.6-8.5 us slower (H100).
+  static constexpr bool kGlobalActivations = true;
   template <class Activations>
   struct Fetched {
     U32x4 loaded[kRowTiles];  // as the source keeps it (Activations::pairs_of gives the pairs)
