@@ -85,8 +85,13 @@ fi
 if [ "${DEVICE_RUN_TUNE_DOT2:-0}" = "1" ]; then
   step "benchmarks/tune_dot2.cu (results in $OUT/tune_dot2.md)"
   arch=sm_$(echo "${TORCH_CUDA_ARCH_LIST:-9.0}" | cut -d';' -f1 | tr -d '.')
+  # As CMakeLists.txt builds the native module: decode K splits meet in clusters from sm_90 on.
+  clusters=()
+  if [ "${arch#sm_}" -ge 90 ]; then
+    clusters=(-DW4A16_CUDA_CLUSTERS)
+  fi
   tuner=$(mktemp -d)
-  if nvcc -arch="$arch" -std=c++17 -O3 -I csrc -o "$tuner/native" benchmarks/tune_dot2.cu &&
+  if nvcc -arch="$arch" -std=c++17 -O3 "${clusters[@]}" -I csrc -o "$tuner/native" benchmarks/tune_dot2.cu &&
       nvcc -arch="$arch" -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc -o "$tuner/emulation" benchmarks/tune_dot2.cu; then
     { "$tuner/native" native && "$tuner/native" native zeros && "$tuner/native" native l2 &&
         "$tuner/emulation" rdna3-emulation; } |

@@ -3,8 +3,8 @@
 // reference. It compiles in seconds, so a change to the kernel's constants can be measured without
 // rebuilding the extension. CUDA only (the NVIDIA proxy; see README "Benchmarks").
 //
-//   nvcc -arch=sm_90 -std=c++17 -O3 -I csrc -o tune_dot2 benchmarks/tune_dot2.cu            # native
-//   nvcc ... -DW4A16_RDNA3_EMULATION ...                                                   # emulation
+//   nvcc -arch=sm_90 -std=c++17 -O3 -DW4A16_CUDA_CLUSTERS -I csrc -o tune_dot2 benchmarks/tune_dot2.cu  # native
+//   nvcc -arch=sm_90 -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc ...                            # emulation
 //   ./tune_dot2 [label] [zeros] [l2]
 //
 // fp16, G = 128, symmetric (with `zeros`: random zero points), random data; weights rotated past 2x
@@ -27,7 +27,6 @@
 
 #include "gemm_dot2_kernel.cuh"
 #include "gemm_dot2_plan.h"
-#include "split_k_reduce_kernel.cuh"
 
 namespace {
 
@@ -168,19 +167,8 @@ Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
     const int64_t rows = dot2::split_rows(p.k / 8, forced, shape.warps);
     plan = {dot2::ceil_div(p.k / 8, rows), rows};
   }
-  p.rows_per_split = static_cast<int>(plan.rows_per_split);
-  p.splits = static_cast<int>(plan.splits);
-  const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
-                  static_cast<unsigned>(shape.row_tiles));
-  dot2::with_block_size<kRows>(shape.warps, [&](auto block_warps) {
-    constexpr int kWarps = decltype(block_warps)::value;
-    dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, kWarps><<<grid, kWarps * 32, 0, stream>>>(p);
-  });
-  if (plan.splits > 1) {
-    split_k_reduce_kernel<false><<<split_k_reduce_blocks(p.m, p.n), kSplitKReduceThreads, 0, stream>>>(
-        p.partial, p.splits, p.m, p.n, nullptr, p.out);
-  }
-  return {p.splits, static_cast<int>(shape.warps)};
+  CHECK((dot2::launch_planned<false, kHasZeros, false, kRows>(p, shape, stream)));
+  return {static_cast<int>(plan.splits), static_cast<int>(shape.warps)};
 }
 
 template <bool kHasZeros>

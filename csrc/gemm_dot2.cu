@@ -9,7 +9,6 @@
 
 #include "gemm_dot2_kernel.cuh"
 #include "gemm_dot2_plan.h"
-#include "split_k_reduce_kernel.cuh"
 
 namespace w4a16 {
 namespace {
@@ -35,28 +34,13 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
              return blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, decltype(block_warps)::value>();
            });
   });
-  const dot2::Plan& plan = shape.plan;
-  args.rows_per_split = static_cast<int>(plan.rows_per_split);
-  args.splits = static_cast<int>(plan.splits);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   torch::Tensor workspace;
-  if (plan.splits > 1) {
-    workspace = torch::empty({plan.splits, args.m, args.n}, a.options().dtype(torch::kFloat));
+  if (dot2::needs_workspace<kRows>(shape.plan)) {
+    workspace = torch::empty({shape.plan.splits, args.m, args.n}, a.options().dtype(torch::kFloat));
     args.partial = workspace.data_ptr<float>();
   }
-  const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(plan.splits),
-                  static_cast<unsigned>(shape.row_tiles));
-  dot2::with_block_size<kRows>(shape.warps, [&](auto block_warps) {
-    constexpr int kWarps = decltype(block_warps)::value;
-    dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>
-        <<<grid, kWarps * arch::kWaveSize, 0, stream>>>(args);
-  });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  if (plan.splits > 1) {
-    split_k_reduce_kernel<kBf16><<<split_k_reduce_blocks(args.m, args.n), kSplitKReduceThreads, 0, stream>>>(
-        args.partial, args.splits, args.m, args.n, args.bias, args.out);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
+  C10_CUDA_CHECK(
+      (dot2::launch_planned<kBf16, kHasZeros, kHasPerm, kRows>(args, shape, at::cuda::getCurrentCUDAStream())));
 }
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm>

@@ -12,8 +12,10 @@
 // down the K split together in bands of b_q rows (a batch of loads per wave each); the waves' sums
 // meet in LDS at the end.
 // Grid: x = column tiles, y = K splits, z = row tiles of kRows rows. With one split the block
-// writes `out` (bias, conversion); otherwise fp32 partial sums go to a [splits, M, N] workspace
-// that split_k_reduce_kernel.cuh sums in split order: the result does not depend on timing.
+// writes `out` (bias, conversion). Otherwise the splits' fp32 sums meet as the arch's SplitSums
+// allows: in a [splits, M, N] workspace that split_k_reduce_kernel.cuh sums in split order, or,
+// where the launch made each tile's splits one thread-block cluster, in the shared memory of its
+// first split, which sums them in the same order. Either way the result does not depend on timing.
 #pragma once
 
 #include "arch/arch.cuh"
@@ -28,10 +30,12 @@ constexpr int kMaxRows = 16;                                      // largest row
 
 // A block with a row tile of kRows: the arch's decode math for it, its waves, the columns and rows
 // of a wave step, and its LDS: one chunk of activations (8 KiB whatever the tile; 4096 K values at
-// one row) with its 8-value sums, later reused for the waves' reduction.
+// one row) with its 8-value sums, later reused for the waves' reduction. Where the K splits meet in
+// a cluster, the launch adds the inbox for them (dynamic LDS, kInboxBytesPerSplit per split).
 template <int kRows>
 struct Tile {
   using Math = arch::DecodeMath<kRows>;
+  using SplitSums = arch::SplitSums;  // named through the tile, so that kernel code depends on it
   // Waves per block: kWarps or, where the math allows, kMinWarps = kWarps / 2, the launch's choice
   // (gemm_dot2_plan.h); a kernel is built for each.
   static constexpr int kWarps = Math::kWarps;
@@ -52,6 +56,8 @@ struct Tile {
   static constexpr int kActBytes = kRows * kChunkK * 2 + kRows * kChunkRows * 4;
   static constexpr int kReduceBytes = kWarps * kPassRows * kColsPerBlock * 4;
   static constexpr int kSmemBytes = kActBytes > kReduceBytes ? kActBytes : kReduceBytes;
+  // inbox[split][row][column]: the tile's sums from every split.
+  static constexpr int kInboxBytesPerSplit = kRows * kColsPerBlock * 4;
 };
 
 // Group sizes the decode kernel takes: a wave step's kLaneRows b_q rows (8 kLaneRows K values)
@@ -73,6 +79,7 @@ struct Dot2Args {
   GroupDivisor group;      // K index -> row of scales and zeros
   int rows_per_split;      // packed b_q rows per K split
   int splits;              // gridDim.y
+  bool cluster_sums;       // the splits of a tile are one cluster: they meet in LDS, not in `partial`
 };
 
 // One chunk of activations into LDS. act[r][c * 8 .. c * 8 + 7] = a[m0 + r][perm[k]] for
@@ -256,6 +263,13 @@ __device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, con
   }
 }
 
+// out[m][n] = sum (+ bias), rounded once.
+template <bool kBf16>
+__device__ inline void store_output(const Dot2Args& p, int m, int n, float sum) {
+  if (p.bias != nullptr) sum += arch::bits_to_float<kBf16>(p.bias[n]);
+  p.out[static_cast<size_t>(m) * p.n + n] = arch::float_to_bits<kBf16>(sum);
+}
+
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps>
 __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kMinResidentWarps / kWarps)
     gemm_dot2_kernel(Dot2Args p) {
@@ -276,6 +290,12 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   uint16_t* act = reinterpret_cast<uint16_t*>(smem);
   float* asum = reinterpret_cast<float*>(act + kRows * kChunkK);
   float* reduce = reinterpret_cast<float*>(smem);
+  using SplitSums = typename Tile<kRows>::SplitSums;
+  constexpr bool kClusterSums = SplitSums::kMaxClusterSplits > 0;
+  const bool in_cluster = kClusterSums && p.cluster_sums;
+  if constexpr (kClusterSums) {
+    if (in_cluster) SplitSums::announce_start();
+  }
 
   const int lane = arch::lane_id();
   const int warp = arch::thread_id() / arch::kWaveSize;
@@ -361,6 +381,9 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   // waves in wave order.
   constexpr int kPassRows = Tile<kRows>::kPassRows;
   const bool single_split = p.splits == 1;
+  if constexpr (kClusterSums) {
+    if (in_cluster) SplitSums::wait_all_started();
+  }
 #pragma unroll
   for (int r0 = 0; r0 < kRows; r0 += kPassRows) {
     arch::barrier();
@@ -381,10 +404,30 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
       float sum = 0.0f;
       for (int w = 0; w < kWarps; ++w) sum += reduce[(w * kPassRows + r) * kColsPerBlock + col];
       if (single_split) {
-        if (p.bias != nullptr) sum += arch::bits_to_float<kBf16>(p.bias[n]);
-        p.out[static_cast<size_t>(m) * p.n + n] = arch::float_to_bits<kBf16>(sum);
-      } else {
+        store_output<kBf16>(p, m, n, sum);
+      } else if (!in_cluster) {
         p.partial[(static_cast<size_t>(arch::block_id_y()) * p.m + m) * p.n + n] = sum;
+      } else if constexpr (kClusterSums) {
+        SplitSums::send_to_first((arch::block_id_y() * kRows + r0 + r) * kColsPerBlock + col, sum);
+      }
+    }
+  }
+
+  // The first split of a cluster adds every split's sums in split order, as split_k_reduce_kernel.
+  if constexpr (kClusterSums) {
+    if (in_cluster) {
+      SplitSums::sync();
+      if (arch::block_id_y() != 0) return;
+      const float* inbox = SplitSums::inbox();
+      for (int idx = arch::thread_id(); idx < kRows * kColsPerBlock; idx += kThreads) {
+        const int r = idx / kColsPerBlock;
+        const int col = idx - r * kColsPerBlock;
+        const int m = m0 + r;
+        const int n = arch::block_id_x() * kColsPerBlock + col;
+        if (m >= p.m || n >= p.n) continue;
+        float sum = 0.0f;
+        for (int s = 0; s < p.splits; ++s) sum += inbox[(s * kRows + r) * kColsPerBlock + col];
+        store_output<kBf16>(p, m, n, sum);
       }
     }
   }

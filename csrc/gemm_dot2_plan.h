@@ -1,6 +1,6 @@
 // The decode kernel's grid and K split: how many splits, and how many b_q rows each, for a given
-// layer on a device with `slots` resident blocks. Host code without torch, shared by the launcher
-// (gemm_dot2.cu) and the decode tuner (benchmarks/tune_dot2.cu).
+// layer on a device with `slots` resident blocks, and the launch of that grid. Host code without
+// torch, shared by the launcher (gemm_dot2.cu) and the decode tuner (benchmarks/tune_dot2.cu).
 #pragma once
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "gemm_dot2_kernel.cuh"
+#include "split_k_reduce_kernel.cuh"
 
 namespace w4a16::dot2 {
 
@@ -106,6 +107,42 @@ inline Launch plan_launch(int64_t m, int64_t n, int64_t k, SlotsOf slots_of) {
     }
   }
   return best;
+}
+
+// Whether the K splits of a plan meet in an fp32 workspace summed by split_k_reduce_kernel: where
+// there are splits and they cannot be one cluster per tile (the arch's SplitSums).
+template <int kRows>
+inline bool needs_workspace(const Plan& plan) {
+  return plan.splits > 1 && plan.splits > Tile<kRows>::SplitSums::kMaxClusterSplits;
+}
+
+// One call on the grid of `shape`: the kernel of its block size, its K splits as one cluster per
+// tile where they can be, otherwise (needs_workspace) through args.partial, a [splits, M, N] fp32
+// workspace the caller provides, and split_k_reduce_kernel. Returns the first launch error.
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+cudaError_t launch_planned(Dot2Args args, const Launch& shape, cudaStream_t stream) {
+  args.rows_per_split = static_cast<int>(shape.plan.rows_per_split);
+  args.splits = static_cast<int>(shape.plan.splits);
+  args.cluster_sums = args.splits > 1 && !needs_workspace<kRows>(shape.plan);
+  const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(shape.plan.splits),
+                  static_cast<unsigned>(shape.row_tiles));
+  const cudaError_t launched = with_block_size<kRows>(shape.warps, [&](auto block_warps) {
+    constexpr int kWarps = decltype(block_warps)::value;
+    const auto kernel = gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>;
+    using SplitSums = typename Tile<kRows>::SplitSums;
+    if constexpr (SplitSums::kMaxClusterSplits > 0) {
+      if (args.cluster_sums) {
+        const size_t inbox_bytes = static_cast<size_t>(args.splits) * Tile<kRows>::kInboxBytesPerSplit;
+        return SplitSums::launch(kernel, grid, dim3(kWarps * arch::kWaveSize), inbox_bytes, stream, args);
+      }
+    }
+    kernel<<<grid, kWarps * arch::kWaveSize, 0, stream>>>(args);
+    return cudaGetLastError();
+  });
+  if (launched != cudaSuccess || !needs_workspace<kRows>(shape.plan)) return launched;
+  split_k_reduce_kernel<kBf16><<<split_k_reduce_blocks(args.m, args.n), kSplitKReduceThreads, 0, stream>>>(
+      args.partial, args.splits, args.m, args.n, args.bias, args.out);
+  return cudaGetLastError();
 }
 
 }  // namespace w4a16::dot2

@@ -13,6 +13,12 @@ struct alignas(16) U32x4 {
 struct alignas(8) U32x2 {
   uint32_t x, y;
 };
+// Where the K splits of a decode tile meet (each arch's SplitSums): without thread-block clusters,
+// in the fp32 workspace that split_k_reduce_kernel.cuh sums; cuda.cuh's sm_90 builds may take
+// cluster_split_sums_sm90.cuh instead.
+struct WorkspaceSplitSums {
+  static constexpr int kMaxClusterSplits = 0;  // no split meets another in a cluster
+};
 }  // namespace w4a16::arch
 
 // The decode math (DecodeMath of each arch header): per-lane dot2 on gfx11 and in its emulation

@@ -296,3 +296,20 @@ using WmmaImpl = Wgmma;
 using WmmaImpl = FragmentWmma;
 #endif
 }  // namespace w4a16::arch
+
+// Where a decode tile's K splits meet: in a thread-block cluster where every device pass has
+// clusters (CMakeLists.txt defines W4A16_CUDA_CLUSTERS then; the launcher must know), in the
+// workspace otherwise.
+#if defined(W4A16_CUDA_CLUSTERS)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#error "W4A16_CUDA_CLUSTERS: every device pass must be sm_90 or later"
+#endif
+#include "cluster_split_sums_sm90.cuh"
+namespace w4a16::arch {
+using SplitSums = ClusterSplitSums;
+}  // namespace w4a16::arch
+#else
+namespace w4a16::arch {
+using SplitSums = WorkspaceSplitSums;
+}  // namespace w4a16::arch
+#endif

@@ -42,6 +42,7 @@ namespace w4a16::arch {
 
 template <int kRows>
 using DecodeMath = LaneDecode<kRows>;
+using SplitSums = WorkspaceSplitSums;  // no thread-block clusters
 
 // Largest M for which the gemm op takes the decode kernel: gfx11.cuh's value, so that this build
 // exercises the AMD build's dispatch.
