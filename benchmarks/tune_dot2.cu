@@ -167,7 +167,8 @@ Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
     const int64_t rows = dot2::split_rows(p.k / 8, forced, shape.warps);
     plan = {dot2::ceil_div(p.k / 8, rows), rows};
   }
-  CHECK((dot2::launch_planned<false, kHasZeros, false, kRows>(p, shape, stream)));
+  const dot2::SplitMeeting meeting = dot2::split_meeting<false, kHasZeros, false, kRows>(shape);
+  CHECK((dot2::launch_planned<false, kHasZeros, false, kRows>(p, shape, meeting, stream)));
   return {static_cast<int>(plan.splits), static_cast<int>(shape.warps)};
 }
 

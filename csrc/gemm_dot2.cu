@@ -34,13 +34,14 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
              return blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, decltype(block_warps)::value>();
            });
   });
+  const dot2::SplitMeeting meeting = dot2::split_meeting<kBf16, kHasZeros, kHasPerm, kRows>(shape);
   torch::Tensor workspace;
-  if (dot2::needs_workspace<kRows>(shape.plan)) {
+  if (meeting == dot2::SplitMeeting::kWorkspace) {
     workspace = torch::empty({shape.plan.splits, args.m, args.n}, a.options().dtype(torch::kFloat));
     args.partial = workspace.data_ptr<float>();
   }
-  C10_CUDA_CHECK(
-      (dot2::launch_planned<kBf16, kHasZeros, kHasPerm, kRows>(args, shape, at::cuda::getCurrentCUDAStream())));
+  C10_CUDA_CHECK((dot2::launch_planned<kBf16, kHasZeros, kHasPerm, kRows>(args, shape, meeting,
+                                                                         at::cuda::getCurrentCUDAStream())));
 }
 
 template <bool kBf16, bool kHasZeros, bool kHasPerm>

@@ -12,10 +12,11 @@
 // down the K split together in bands of b_q rows (a batch of loads per wave each); the waves' sums
 // meet in LDS at the end.
 // Grid: x = column tiles, y = K splits, z = row tiles of kRows rows. With one split the block
-// writes `out` (bias, conversion). Otherwise the splits' fp32 sums meet as the arch's SplitSums
-// allows: in a [splits, M, N] workspace that split_k_reduce_kernel.cuh sums in split order, or,
-// where the launch made each tile's splits one thread-block cluster, in the shared memory of its
-// first split, which sums them in the same order. Either way the result does not depend on timing.
+// writes `out` (bias, conversion). Otherwise the splits' fp32 sums meet in a [splits, M, N]
+// workspace that split_k_reduce_kernel.cuh sums in split order or, in the kClusterSums kernels
+// (where the arch's SplitSums has clusters and the launch makes each tile's splits one cluster), in
+// the shared memory of its first split, which sums them in the same order. Either way the result
+// does not depend on timing.
 #pragma once
 
 #include "arch/arch.cuh"
@@ -79,7 +80,6 @@ struct Dot2Args {
   GroupDivisor group;      // K index -> row of scales and zeros
   int rows_per_split;      // packed b_q rows per K split
   int splits;              // gridDim.y
-  bool cluster_sums;       // the splits of a tile are one cluster: they meet in LDS, not in `partial`
 };
 
 // One chunk of activations into LDS. act[r][c * 8 .. c * 8 + 7] = a[m0 + r][perm[k]] for
@@ -270,7 +270,7 @@ __device__ inline void store_output(const Dot2Args& p, int m, int n, float sum) 
   p.out[static_cast<size_t>(m) * p.n + n] = arch::float_to_bits<kBf16>(sum);
 }
 
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps>
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps, bool kClusterSums = false>
 __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kMinResidentWarps / kWarps)
     gemm_dot2_kernel(Dot2Args p) {
   static_assert(kRows >= 1 && kRows <= kMaxRows, "row tile");
@@ -291,11 +291,8 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   float* asum = reinterpret_cast<float*>(act + kRows * kChunkK);
   float* reduce = reinterpret_cast<float*>(smem);
   using SplitSums = typename Tile<kRows>::SplitSums;
-  constexpr bool kClusterSums = SplitSums::kMaxClusterSplits > 0;
-  const bool in_cluster = kClusterSums && p.cluster_sums;
-  if constexpr (kClusterSums) {
-    if (in_cluster) SplitSums::announce_start();
-  }
+  static_assert(!kClusterSums || SplitSums::kMaxClusterSplits > 0, "K splits meet in clusters only where the arch has them");
+  if constexpr (kClusterSums) SplitSums::announce_start();
 
   const int lane = arch::lane_id();
   const int warp = arch::thread_id() / arch::kWaveSize;
@@ -381,9 +378,7 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   // waves in wave order.
   constexpr int kPassRows = Tile<kRows>::kPassRows;
   const bool single_split = p.splits == 1;
-  if constexpr (kClusterSums) {
-    if (in_cluster) SplitSums::wait_all_started();
-  }
+  if constexpr (kClusterSums) SplitSums::wait_all_started();
 #pragma unroll
   for (int r0 = 0; r0 < kRows; r0 += kPassRows) {
     arch::barrier();
@@ -405,30 +400,28 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
       for (int w = 0; w < kWarps; ++w) sum += reduce[(w * kPassRows + r) * kColsPerBlock + col];
       if (single_split) {
         store_output<kBf16>(p, m, n, sum);
-      } else if (!in_cluster) {
-        p.partial[(static_cast<size_t>(arch::block_id_y()) * p.m + m) * p.n + n] = sum;
       } else if constexpr (kClusterSums) {
         SplitSums::send_to_first((arch::block_id_y() * kRows + r0 + r) * kColsPerBlock + col, sum);
+      } else {
+        p.partial[(static_cast<size_t>(arch::block_id_y()) * p.m + m) * p.n + n] = sum;
       }
     }
   }
 
   // The first split of a cluster adds every split's sums in split order, as split_k_reduce_kernel.
   if constexpr (kClusterSums) {
-    if (in_cluster) {
-      SplitSums::sync();
-      if (arch::block_id_y() != 0) return;
-      const float* inbox = SplitSums::inbox();
-      for (int idx = arch::thread_id(); idx < kRows * kColsPerBlock; idx += kThreads) {
-        const int r = idx / kColsPerBlock;
-        const int col = idx - r * kColsPerBlock;
-        const int m = m0 + r;
-        const int n = arch::block_id_x() * kColsPerBlock + col;
-        if (m >= p.m || n >= p.n) continue;
-        float sum = 0.0f;
-        for (int s = 0; s < p.splits; ++s) sum += inbox[(s * kRows + r) * kColsPerBlock + col];
-        store_output<kBf16>(p, m, n, sum);
-      }
+    SplitSums::sync();
+    if (arch::block_id_y() != 0) return;
+    const float* inbox = SplitSums::inbox();
+    for (int idx = arch::thread_id(); idx < kRows * kColsPerBlock; idx += kThreads) {
+      const int r = idx / kColsPerBlock;
+      const int col = idx - r * kColsPerBlock;
+      const int m = m0 + r;
+      const int n = arch::block_id_x() * kColsPerBlock + col;
+      if (m >= p.m || n >= p.n) continue;
+      float sum = 0.0f;
+      for (int s = 0; s < p.splits; ++s) sum += inbox[(s * kRows + r) * kColsPerBlock + col];
+      store_output<kBf16>(p, m, n, sum);
     }
   }
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <type_traits>
 
@@ -109,37 +110,61 @@ inline Launch plan_launch(int64_t m, int64_t n, int64_t k, SlotsOf slots_of) {
   return best;
 }
 
-// Whether the K splits of a plan meet in an fp32 workspace summed by split_k_reduce_kernel: where
-// there are splits and they cannot be one cluster per tile (the arch's SplitSums).
-template <int kRows>
-inline bool needs_workspace(const Plan& plan) {
-  return plan.splits > 1 && plan.splits > Tile<kRows>::SplitSums::kMaxClusterSplits;
+// Where the K splits of one call meet: nowhere (one split), in one cluster per tile (where the
+// arch's SplitSums has clusters, the splits fit one, and the device holds every tile's cluster at
+// once: a second wave of clusters costs more than the reduction kernel saves), or in an fp32
+// workspace that split_k_reduce_kernel sums.
+enum class SplitMeeting { kNone, kCluster, kWorkspace };
+
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+SplitMeeting split_meeting(const Launch& shape) {
+  if (shape.plan.splits == 1) return SplitMeeting::kNone;
+  using SplitSums = typename Tile<kRows>::SplitSums;
+  if constexpr (SplitSums::kMaxClusterSplits > 0) {
+    if (shape.plan.splits <= SplitSums::kMaxClusterSplits) {
+      // Clusters of 2..kMaxClusterSplits blocks the device holds, asked once per kernel.
+      const int holds = with_block_size<kRows>(shape.warps, [&](auto block_warps) {
+        constexpr int kWarps = decltype(block_warps)::value;
+        static const auto clusters = [] {
+          std::array<int, SplitSums::kMaxClusterSplits + 1> held{};
+          for (int splits = 2; splits <= SplitSums::kMaxClusterSplits; ++splits) {
+            held[splits] = SplitSums::max_active_clusters(
+                gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps, true>, splits,
+                dim3(kWarps * arch::kWaveSize), static_cast<size_t>(splits) * Tile<kRows>::kInboxBytesPerSplit);
+          }
+          return held;
+        }();
+        return clusters[shape.plan.splits];
+      });
+      if (shape.col_tiles * shape.row_tiles <= holds) return SplitMeeting::kCluster;
+    }
+  }
+  return SplitMeeting::kWorkspace;
 }
 
-// One call on the grid of `shape`: the kernel of its block size, its K splits as one cluster per
-// tile where they can be, otherwise (needs_workspace) through args.partial, a [splits, M, N] fp32
-// workspace the caller provides, and split_k_reduce_kernel. Returns the first launch error.
+// One call on the grid of `shape`, its K splits meeting as `meeting` says (split_meeting): with
+// kWorkspace, args.partial must hold a [splits, M, N] fp32 workspace, summed by
+// split_k_reduce_kernel after the decode kernel. Returns the first launch error.
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
-cudaError_t launch_planned(Dot2Args args, const Launch& shape, cudaStream_t stream) {
+cudaError_t launch_planned(Dot2Args args, const Launch& shape, SplitMeeting meeting, cudaStream_t stream) {
   args.rows_per_split = static_cast<int>(shape.plan.rows_per_split);
   args.splits = static_cast<int>(shape.plan.splits);
-  args.cluster_sums = args.splits > 1 && !needs_workspace<kRows>(shape.plan);
   const dim3 grid(static_cast<unsigned>(shape.col_tiles), static_cast<unsigned>(shape.plan.splits),
                   static_cast<unsigned>(shape.row_tiles));
   const cudaError_t launched = with_block_size<kRows>(shape.warps, [&](auto block_warps) {
     constexpr int kWarps = decltype(block_warps)::value;
-    const auto kernel = gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>;
+    const dim3 block(kWarps * arch::kWaveSize);
     using SplitSums = typename Tile<kRows>::SplitSums;
     if constexpr (SplitSums::kMaxClusterSplits > 0) {
-      if (args.cluster_sums) {
-        const size_t inbox_bytes = static_cast<size_t>(args.splits) * Tile<kRows>::kInboxBytesPerSplit;
-        return SplitSums::launch(kernel, grid, dim3(kWarps * arch::kWaveSize), inbox_bytes, stream, args);
+      if (meeting == SplitMeeting::kCluster) {
+        return SplitSums::launch(gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps, true>, grid, block,
+                                 static_cast<size_t>(args.splits) * Tile<kRows>::kInboxBytesPerSplit, stream, args);
       }
     }
-    kernel<<<grid, kWarps * arch::kWaveSize, 0, stream>>>(args);
+    gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps><<<grid, block, 0, stream>>>(args);
     return cudaGetLastError();
   });
-  if (launched != cudaSuccess || !needs_workspace<kRows>(shape.plan)) return launched;
+  if (launched != cudaSuccess || meeting != SplitMeeting::kWorkspace) return launched;
   split_k_reduce_kernel<kBf16><<<split_k_reduce_blocks(args.m, args.n), kSplitKReduceThreads, 0, stream>>>(
       args.partial, args.splits, args.m, args.n, args.bias, args.out);
   return cudaGetLastError();
