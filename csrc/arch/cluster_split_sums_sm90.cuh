@@ -49,12 +49,15 @@ struct ClusterSplitSums {
     return cudaLaunchKernelEx(&config.config, kernel, args...);
   }
 
-  // Clusters of `splits` blocks of `kernel` the device holds at once (0 if it cannot say).
+  // Clusters of `splits` blocks of `kernel` the device holds at once (0 if it cannot say; the error
+  // is cleared, so that the launch check after it does not report it).
   template <class... Params>
   static int max_active_clusters(void (*kernel)(Params...), int splits, dim3 block, size_t inbox_bytes) {
     Config config(dim3(1, splits, 1), block, inbox_bytes, nullptr);
     int clusters = 0;
-    return cudaOccupancyMaxActiveClusters(&clusters, kernel, &config.config) == cudaSuccess ? clusters : 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config.config) == cudaSuccess) return clusters;
+    cudaGetLastError();
+    return 0;
   }
 
  private:
