@@ -32,7 +32,7 @@ constexpr int kMaxRows = 16;                                      // largest row
 // A block with a row tile of kRows: the arch's decode math for it, its waves, the columns and rows
 // of a wave step, and its LDS: one chunk of activations (8 KiB whatever the tile; 4096 K values at
 // one row) with its 8-value sums, later reused for the waves' reduction. Where the K splits meet in
-// a cluster, the launch adds the inbox for them (dynamic LDS, kInboxBytesPerSplit per split).
+// a cluster, the launch adds the inbox for them (dynamic LDS of inbox_bytes(splits)).
 template <int kRows>
 struct Tile {
   using Math = arch::DecodeMath<kRows>;
@@ -58,7 +58,7 @@ struct Tile {
   static constexpr int kReduceBytes = kWarps * kPassRows * kColsPerBlock * 4;
   static constexpr int kSmemBytes = kActBytes > kReduceBytes ? kActBytes : kReduceBytes;
   // inbox[split][row][column]: the tile's sums from every split.
-  static constexpr int kInboxBytesPerSplit = kRows * kColsPerBlock * 4;
+  static constexpr size_t inbox_bytes(int splits) { return static_cast<size_t>(splits) * kRows * kColsPerBlock * 4; }
 };
 
 // Group sizes the decode kernel takes: a wave step's kLaneRows b_q rows (8 kLaneRows K values)

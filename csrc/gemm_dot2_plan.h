@@ -130,7 +130,7 @@ SplitMeeting split_meeting(const Launch& shape) {
           for (int splits = 2; splits <= SplitSums::kMaxClusterSplits; ++splits) {
             held[splits] = SplitSums::max_active_clusters(
                 gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps, true>, splits,
-                dim3(kWarps * arch::kWaveSize), static_cast<size_t>(splits) * Tile<kRows>::kInboxBytesPerSplit);
+                dim3(kWarps * arch::kWaveSize), Tile<kRows>::inbox_bytes(splits));
           }
           return held;
         }();
@@ -158,7 +158,7 @@ cudaError_t launch_planned(Dot2Args args, const Launch& shape, SplitMeeting meet
     if constexpr (SplitSums::kMaxClusterSplits > 0) {
       if (meeting == SplitMeeting::kCluster) {
         return SplitSums::launch(gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps, true>, grid, block,
-                                 static_cast<size_t>(args.splits) * Tile<kRows>::kInboxBytesPerSplit, stream, args);
+                                 Tile<kRows>::inbox_bytes(args.splits), stream, args);
       }
     }
     gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps><<<grid, block, 0, stream>>>(args);
