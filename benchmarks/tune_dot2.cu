@@ -141,12 +141,10 @@ __global__ void reference(const uint16_t* a, const uint32_t* b_q, const uint16_t
   out[size_t(row) * n + col] = acc;
 }
 
-template <int kRows, int kWarps = dot2::Tile<kRows>::kWarps, bool kHasZeros = false>
-int blocks_per_sm() {
-  int blocks = 0;
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &blocks, dot2::gemm_dot2_kernel<false, kHasZeros, false, kRows, kWarps>, kWarps * 32, 0));
-  return blocks;
+// Resident blocks per SM of the largest block size of a row tile (symmetric fp16 kernel).
+template <int kRows>
+int resident_blocks() {
+  return dot2::blocks_per_sm<false, false, false, kRows, dot2::Tile<kRows>::kWarps>();
 }
 
 // What one call ran: its K splits and waves per block.
@@ -157,11 +155,7 @@ struct Ran {
 // One call as gemm_dot2.cu makes it, with `forced` splits (and the planned block size) unless 0.
 template <int kRows, bool kHasZeros>
 Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
-  dot2::Launch shape = dot2::plan_launch<kRows>(p.m, p.n, p.k, [&](int64_t warps) {
-    return int64_t{sms} * dot2::with_block_size<kRows>(warps, [](auto block_warps) {
-             return blocks_per_sm<kRows, decltype(block_warps)::value, kHasZeros>();
-           });
-  });
+  dot2::Launch shape = dot2::plan_for_device<false, kHasZeros, false, kRows>(p.m, p.n, p.k, sms);
   dot2::Plan& plan = shape.plan;
   if (forced > 0) {
     const int64_t rows = dot2::split_rows(p.k / 8, forced, shape.warps);
@@ -279,7 +273,7 @@ int main(int argc, char** argv) {
   std::printf("# %s%s%s: resident blocks (of the largest size) per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; "
               "copy %.0f GB/s\n",
               label, with_zeros ? " (zero points)" : "", l2_resident ? " (weights not rotated)" : "",
-              blocks_per_sm<1>(), blocks_per_sm<2>(), blocks_per_sm<4>(), blocks_per_sm<8>(), blocks_per_sm<16>(),
+              resident_blocks<1>(), resident_blocks<2>(), resident_blocks<4>(), resident_blocks<8>(), resident_blocks<16>(),
               copy);
   int probe_blocks = 0;
   CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&probe_blocks, read_probe, kProbeThreads, 0));

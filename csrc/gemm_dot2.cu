@@ -13,27 +13,10 @@
 namespace w4a16 {
 namespace {
 
-// Resident blocks per SM/CU of the kernel for blocks of kWarps waves, asked once per kernel (it
-// depends on its registers).
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps>
-int blocks_per_sm() {
-  static const int blocks = [] {
-    int n = 0;
-    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &n, dot2::gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>, kWarps * arch::kWaveSize, 0);
-    return err == cudaSuccess && n > 0 ? n : 1;
-  }();
-  return blocks;
-}
-
 template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
 void launch(dot2::Dot2Args args, const torch::Tensor& a) {
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const dot2::Launch shape = dot2::plan_launch<kRows>(args.m, args.n, args.k, [&](int64_t warps) {
-    return sms * dot2::with_block_size<kRows>(warps, [](auto block_warps) {
-             return blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, decltype(block_warps)::value>();
-           });
-  });
+  const dot2::Launch shape = dot2::plan_for_device<kBf16, kHasZeros, kHasPerm, kRows>(args.m, args.n, args.k, sms);
   const dot2::SplitMeeting meeting = dot2::split_meeting<kBf16, kHasZeros, kHasPerm, kRows>(shape);
   torch::Tensor workspace;
   if (meeting == dot2::SplitMeeting::kWorkspace) {

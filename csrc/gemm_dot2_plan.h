@@ -1,6 +1,7 @@
 // The decode kernel's grid and K split: how many splits, and how many b_q rows each, for a given
 // layer on a device with `slots` resident blocks, and the launch of that grid. Host code without
-// torch, shared by the launcher (gemm_dot2.cu) and the decode tuner (benchmarks/tune_dot2.cu).
+// torch, shared by the launcher (gemm_dot2.cu) and the decode tuner (benchmarks/tune_dot2.cu), and
+// compiled hipified for gfx11 by the HIP host-code check (w4a16_rdna3/hip_host.py).
 #pragma once
 
 #include <algorithm>
@@ -108,6 +109,32 @@ inline Launch plan_launch(int64_t m, int64_t n, int64_t k, SlotsOf slots_of) {
     }
   }
   return best;
+}
+
+// Resident blocks per SM/CU of the kernel for blocks of kWarps waves, asked once per kernel (it
+// depends on its registers). A failed query counts as one block and clears its error, so that the
+// launch check after it does not report it.
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps>
+int blocks_per_sm() {
+  static const int blocks = [] {
+    int n = 0;
+    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &n, gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>, kWarps * arch::kWaveSize, 0);
+    if (err != cudaSuccess) (void)cudaGetLastError();
+    return err == cudaSuccess && n > 0 ? n : 1;
+  }();
+  return blocks;
+}
+
+// The grid of one call on a device of `sms` SMs/CUs: plan_launch, each block size's slots asked of
+// its kernel.
+template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+Launch plan_for_device(int64_t m, int64_t n, int64_t k, int64_t sms) {
+  return plan_launch<kRows>(m, n, k, [&](int64_t warps) {
+    return sms * with_block_size<kRows>(warps, [](auto block_warps) {
+             return blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, decltype(block_warps)::value>();
+           });
+  });
 }
 
 // Where the K splits of one call meet: nowhere (one split), in one cluster per tile (where the

@@ -1,4 +1,5 @@
-"""The gfx11 ISA check (w4a16_rdna3.isa): it passes on our kernels and fails on wrong ones.
+"""The gfx11 ISA check (w4a16_rdna3.isa) and the host-code check of the hipified launch plans
+(w4a16_rdna3.hip_host): they pass on our code and fail on wrong code.
 
 The compile tests need a clang with the AMDGPU target and HIP headers (CI installs them with
 .ci/install-hip-toolchain.sh); without them they skip, saying so. The coverage and arithmetic
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from w4a16_rdna3 import isa
+from w4a16_rdna3 import hip_host, isa
 
 FIXTURES = Path(__file__).resolve().parent / "isa_fixtures"
 WRONG_SOURCES = (
     isa.KernelSource("wrong_kernels.cuh", ("gemm_wmma_fp32_fixture_kernel", "gemm_dot2_scratch_fixture_kernel")),
 )
+WRONG_HOST_SOURCES = (hip_host.HostSource("wrong_plan.h", ("wrong_plan_fixture_clusters<4>",)),)
 
 TOOLCHAIN, NO_TOOLCHAIN_REASON = isa.find_toolchain()
 requires_toolchain = pytest.mark.skipif(
@@ -87,9 +89,32 @@ def test_command_passes_and_keeps_files(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert status == 0, out
     assert "all passed" in out
+    assert "launch functions compiled for gfx1100" in out
     assert sorted(p.name for p in tmp_path.glob("*.s")) == [
         f"{Path(s.header).stem}.gfx1100.s" for s in sorted(isa.KERNEL_SOURCES, key=lambda s: s.header)
     ]
+
+
+@requires_toolchain
+def test_hipified_launch_plans_compile_for_gfx1100(tmp_path: Path) -> None:
+    functions = hip_host.check_hip_host(TOOLCHAIN.clang, isa.CSRC, "gfx1100", keep_dir=tmp_path)
+    assert functions == sum(len(s.functions) for s in hip_host.HOST_SOURCES) > 0
+    hipified = tmp_path / "hip_host"
+    # What the ROCm build compiles: the plans' translations, with HIP's runtime calls in them.
+    plan = (hipified / "gemm_dot2_plan_hip.h").read_text()
+    assert "hipOccupancyMaxActiveBlocksPerMultiprocessor" in plan and "cudaGetLastError" not in plan
+    assert (hipified / "hip_host_check.o").stat().st_size > 0
+
+
+@requires_toolchain
+def test_hip_host_check_fails_on_a_call_hip_lacks() -> None:
+    with pytest.raises(hip_host.HipHostCheckError, match="cudaOccupancyMaxActiveClusters"):
+        hip_host.check_hip_host(TOOLCHAIN.clang, FIXTURES, "gfx1100", sources=WRONG_HOST_SOURCES)
+
+
+def test_every_launch_plan_of_csrc_is_host_checked() -> None:
+    plans = {path.name for path in isa.CSRC.glob("*_plan.h")}
+    assert plans and plans == {source.header for source in hip_host.HOST_SOURCES}
 
 
 def test_a_kernel_in_a_launcher_file_is_reported(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ use. In the assembly, per kernel:
 - no kernel may use scratch (register spills, a stack) or more than 64 KiB of LDS;
 - every kernel runs in wave32 (the WMMA builtins used are the wave32 ones).
 VGPRs, SGPRs, LDS and scratch come from the code object metadata the compiler writes into the .s.
+The command then compiles the hipified launch plans host-side for the first arch (hip_host.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from w4a16_rdna3.hip_host import HipHostCheckError, check_hip_host
 
 DEFAULT_ARCHES = ("gfx1100", "gfx1101", "gfx1102", "gfx1151")
 WMMA_INSTRUCTIONS = ("v_wmma_f32_16x16x16_f16", "v_wmma_f32_16x16x16_bf16")
@@ -381,7 +384,8 @@ def isa_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="w4a16-rdna3 isa",
         description="Compile the kernels for RDNA3 with clang (no GPU needed) and check their ISA: "
-        "WMMA kernels use v_wmma, decode kernels use dot2, no scratch, LDS <= 64 KiB.",
+        "WMMA kernels use v_wmma, decode kernels use dot2, no scratch, LDS <= 64 KiB; then compile "
+        "the hipified launch plans host-side for the first arch.",
     )
     parser.add_argument("--arch", action="append", metavar="GFX",
                         help=f"arch to compile for (repeatable or comma-separated; default: {','.join(DEFAULT_ARCHES)})")
@@ -389,8 +393,12 @@ def isa_main(argv: list[str]) -> int:
     parser.add_argument("--csrc", metavar="DIR", help="kernel sources (default: the checkout's csrc/)")
     args = parser.parse_args(argv)
     arches = [a for spec in args.arch or [",".join(DEFAULT_ARCHES)] for a in spec.split(",") if a]
+    toolchain, reason = find_toolchain()
+    if toolchain is None:
+        print(f"isa check failed: {reason}", file=sys.stderr)
+        return 1
     try:
-        reports = check_isa(arches, args.keep, csrc=args.csrc)
+        reports = check_isa(arches, args.keep, csrc=args.csrc, toolchain=toolchain)
     except IsaCheckError as error:
         print(f"isa check failed: {error}", file=sys.stderr)
         return 1
@@ -398,4 +406,11 @@ def isa_main(argv: list[str]) -> int:
     failed = [r for r in reports if not r.ok]
     print(f"\n{len(reports)} kernel instantiations on {', '.join(arches)}: "
           + (f"{len(failed)} FAILED" if failed else "all passed"))
+    # The host code is the same for every arch: one compile checks it.
+    try:
+        functions = check_hip_host(toolchain.clang, args.csrc or CSRC, arches[0], keep_dir=args.keep)
+    except HipHostCheckError as error:
+        print(f"host code (hipified launch plans) on {arches[0]}: FAILED\n{error}")
+        return 1
+    print(f"host code (hipified launch plans): {functions} launch functions compiled for {arches[0]}")
     return 1 if failed else 0
