@@ -37,9 +37,7 @@ class HostSource:
     functions: tuple[str, ...]  # C++ id-expressions of function template specialisations
 
 
-def _bools(count: int) -> list[tuple[str, ...]]:
-    return list(itertools.product(("false", "true"), repeat=count))
-
+FLAGS = tuple(itertools.product(("false", "true"), repeat=3))  # (bf16, zeros, perm) template arguments
 
 # Mirrors csrc/gemm_dot2.cu (launch_flags -> launch_rows -> launch) and csrc/gemm_wmma.cu
 # (launch_variant over the three tiles -> launch_flags -> launch_tile).
@@ -48,7 +46,7 @@ HOST_SOURCES = (
         "gemm_dot2_plan.h",
         tuple(
             f"w4a16::dot2::{function}<{bf16}, {zeros}, {perm}, {rows}>"
-            for bf16, zeros, perm in _bools(3)
+            for bf16, zeros, perm in FLAGS
             for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
             for function in ("plan_for_device", "split_meeting", "launch_planned")
         ),
@@ -61,7 +59,7 @@ HOST_SOURCES = (
             for function in (
                 f"w4a16::wmma::plan_launch<w4a16::{tile}>",
                 *(f"w4a16::wmma::launch_planned<w4a16::{tile}, {bf16}, {zeros}, {perm}>"
-                  for bf16, zeros, perm in _bools(3)),
+                  for bf16, zeros, perm in FLAGS),
             )
         ),
     ),
