@@ -112,6 +112,13 @@ def test_hip_host_check_fails_on_a_call_hip_lacks() -> None:
         hip_host.check_hip_host(TOOLCHAIN.clang, FIXTURES, "gfx1100", sources=WRONG_HOST_SOURCES)
 
 
+def test_command_refuses_an_empty_arch_list(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        isa.isa_main(["--arch", ","])
+    assert exit_info.value.code == 2
+    assert "--arch names no arch" in capsys.readouterr().err
+
+
 def test_every_launch_plan_of_csrc_is_host_checked() -> None:
     plans = {path.name for path in isa.CSRC.glob("*_plan.h")}
     assert plans and plans == {source.header for source in hip_host.HOST_SOURCES}

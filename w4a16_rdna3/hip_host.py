@@ -1,4 +1,4 @@
-"""The host side of the ROCm build, as far as it compiles without ROCm PyTorch (part of `w4a16-rdna3 isa`).
+"""The ROCm build's host code, as far as it compiles without ROCm PyTorch (part of `w4a16-rdna3 isa`).
 
 The ROCm build hipifies csrc/ (hipify_csrc.py) and compiles every file with the HIP compiler. The
 launchers (gemm_dot2.cu, gemm_wmma.cu) and ops.cpp include ROCm PyTorch's headers, so they compile
@@ -90,7 +90,9 @@ def compile_host(clang: str, tu: Path, include_dir: Path, arch: str) -> None:
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise HipHostCheckError(f"host code of {tu.name} for {arch} failed to compile:\n{' '.join(cmd)}\n{result.stderr}")
+        raise HipHostCheckError(
+            f"host code of {tu.name} for {arch} failed to compile:\n{' '.join(cmd)}\n{result.stderr}"
+        )
 
 
 def check_hip_host(

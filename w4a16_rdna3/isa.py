@@ -393,6 +393,8 @@ def isa_main(argv: list[str]) -> int:
     parser.add_argument("--csrc", metavar="DIR", help="kernel sources (default: the checkout's csrc/)")
     args = parser.parse_args(argv)
     arches = [a for spec in args.arch or [",".join(DEFAULT_ARCHES)] for a in spec.split(",") if a]
+    if not arches:
+        parser.error("--arch names no arch")
     toolchain, reason = find_toolchain()
     if toolchain is None:
         print(f"isa check failed: {reason}", file=sys.stderr)
