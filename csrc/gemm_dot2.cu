@@ -4,7 +4,6 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 
-#include <algorithm>
 #include <cstdint>
 
 #include "gemm_dot2_kernel.cuh"

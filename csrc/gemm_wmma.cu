@@ -1,14 +1,14 @@
-// Prefill launcher: picks a block tile from the arch's table (gemm_wmma_kernel.cuh) by M, splits K
-// where the tiles alone leave CUs/SMs idle, and launches the kernel instantiation for (dtype, zeros
-// or symmetric, act-order or not).
+// Prefill launcher: picks a block tile from the arch's table (gemm_wmma_kernel.cuh) by M, allocates
+// the split-K workspace where the plan splits K (gemm_wmma_plan.h), and launches the kernel
+// instantiation for (dtype, zeros or symmetric, act-order or not).
 #include "gemm_wmma.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <algorithm>
 #include <cstdint>
+#include <string>
 
 #include "gemm_wmma_kernel.cuh"
 #include "gemm_wmma_plan.h"
