@@ -13,6 +13,8 @@ arch header.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import shutil
 import subprocess
@@ -114,7 +116,10 @@ def check_hip_host(
             shutil.rmtree(work)
         shutil.copytree(csrc, work)
         (work / CHECK_SOURCE).write_text(translation_unit(sources))
-        tu = next((path for path in hipify_csrc(work) if path.stem == Path(CHECK_SOURCE).stem), None)
+        # hipify reports its success on stderr: noise in the isa command's output.
+        with contextlib.redirect_stderr(io.StringIO()):
+            translated = hipify_csrc(work)
+        tu = next((path for path in translated if path.stem == Path(CHECK_SOURCE).stem), None)
         if tu is None:
             raise HipHostCheckError(f"hipify gave no translation of {CHECK_SOURCE}")
         compile_host(clang, tu, work, arch)

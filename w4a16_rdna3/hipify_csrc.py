@@ -24,7 +24,7 @@ def hipify_csrc(directory: Path) -> list[Path]:
 
     directory = directory.resolve()
     sources = sorted([*directory.glob("*.cu"), *directory.glob("*.cpp")])
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()):
         result = hipify(project_directory=str(directory), output_directory=str(directory),
                         includes=[str(directory / "*")], show_detailed=False, show_progress=False,
                         is_pytorch_extension=True)
