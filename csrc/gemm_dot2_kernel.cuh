@@ -104,10 +104,19 @@ __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float
       const int k0 = (chunk0 + c) * 8;
       const uint16_t* a_row = p.a + static_cast<size_t>(m) * p.k;
       if constexpr (kHasPerm) {
+        // The 8 perm entries in two 16-byte loads (ops.cpp aligns perm to 16 bytes), then 8
+        // gathers without a predicate (an entry outside [0, K) reads a_row[0], then becomes NaN),
+        // so that all of them leave before any is used. Predicated per entry, gfx11 waited for
+        // each gather before issuing the next.
+        const arch::U32x4 first = *reinterpret_cast<const arch::U32x4*>(p.perm + k0);
+        const arch::U32x4 second = *reinterpret_cast<const arch::U32x4*>(p.perm + k0 + 4);
+        const uint32_t src[8] = {first.x, first.y, first.z, first.w, second.x, second.y, second.z, second.w};
         uint32_t v[8];
+#pragma unroll
         for (int i = 0; i < 8; ++i) {
-          const int src = p.perm[k0 + i];
-          v[i] = static_cast<unsigned>(src) < static_cast<unsigned>(p.k) ? a_row[src] : kNaN;
+          const bool inside = src[i] < static_cast<uint32_t>(p.k);
+          const uint32_t gathered = a_row[inside ? src[i] : 0u];
+          v[i] = inside ? gathered : kNaN;
         }
         raw = {v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16};
       } else {
