@@ -125,9 +125,7 @@ __device__ inline void dequant8(uint32_t w, const GroupDequant<kBf16>& g, uint32
       const uint32_t t = w >> (8 * j);
       const float q_lo = arch::as_float(0x4B000000u | (t & 0xFu)) - 8388608.0f;
       const float q_hi = arch::as_float(0x4B000000u | ((t >> 4) & 0xFu)) - 8388608.0f;
-      const uint32_t lo = arch::float_to_bits<true>(fmaf(q_lo, g.scale, g.neg_zero_scale));
-      const uint32_t hi = arch::float_to_bits<true>(fmaf(q_hi, g.scale, g.neg_zero_scale));
-      out[j] = lo | (hi << 16);
+      out[j] = arch::pk_bf16_pack(fmaf(q_lo, g.scale, g.neg_zero_scale), fmaf(q_hi, g.scale, g.neg_zero_scale));
     }
   } else {
 #pragma unroll

@@ -14,17 +14,6 @@ namespace w4a16::arch {
 // Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh.
 constexpr int kWaveSize = 32;  // an NVIDIA warp, the counterpart of an RDNA3 wave32
 
-__device__ inline __nv_bfloat162 bits_to_bf162(uint32_t u) {
-  __nv_bfloat162 h;
-  memcpy(&h, &u, sizeof(u));
-  return h;
-}
-__device__ inline uint32_t bf162_to_bits(__nv_bfloat162 h) {
-  uint32_t u;
-  memcpy(&u, &h, sizeof(u));
-  return u;
-}
-
 // Packed bf16 subtraction (sm_90 has it natively), IEEE round to nearest even.
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
   return bf162_to_bits(__hsub2(bits_to_bf162(a), bits_to_bf162(b)));

@@ -38,14 +38,21 @@ __device__ inline float bits_to_float(uint32_t bits16) {
   }
 }
 
-// fp32 -> fp16 / bf16 bits, round to nearest even (gfx11 has no bf16 convert: done on the bits,
-// NaN kept quiet).
+// x rounded to bf16 (nearest even) in the high half, on the bits (gfx11 has no bf16 convert): adding
+// 0x7fff and bit 16 carries into bit 16 exactly when rounding goes up; a NaN takes the quiet bit
+// instead (the carry could turn it into infinity). Selected, not branched: an early return for NaN
+// compiled to an exec-mask branch per value inside the bf16 WMMA staging loop.
+__device__ inline uint32_t bf16_in_high_half(float x) {
+  const uint32_t u = as_uint(x);
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  return (nan ? u | 0x00400000u : u) + (nan ? 0u : 0x7fffu + ((u >> 16) & 1u));
+}
+
+// fp32 -> fp16 / bf16 bits, round to nearest even (NaN kept quiet).
 template <bool kBf16>
 __device__ inline uint16_t float_to_bits(float x) {
   if constexpr (kBf16) {
-    const uint32_t u = as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return static_cast<uint16_t>(bf16_in_high_half(x) >> 16);
   } else {
     return __builtin_bit_cast(uint16_t, static_cast<_Float16>(x));
   }
@@ -70,6 +77,10 @@ __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { re
 // (selector bytes 0-3 pick from its second operand, 4-7 from its first).
 __device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x05040100u); }
 __device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x07060302u); }
+// Two fp32 values rounded to bf16, lo in the low half: the high halves joined by one byte permute.
+__device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
+  return high_halves(bf16_in_high_half(lo), bf16_in_high_half(hi));
+}
 // Packed bf16 arithmetic (gfx11 has none): gfx11_bf16_math.cuh, shared with the emulation.
 
 // ---- dot2 (decode) ----

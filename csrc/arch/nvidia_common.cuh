@@ -53,6 +53,20 @@ __device__ inline uint32_t half2_to_bits(__half2 h) {
   return u;
 }
 
+__device__ inline __nv_bfloat162 bits_to_bf162(uint32_t u) {
+  __nv_bfloat162 h;
+  memcpy(&h, &u, sizeof(u));
+  return h;
+}
+__device__ inline uint32_t bf162_to_bits(__nv_bfloat162 h) {
+  uint32_t u;
+  memcpy(&u, &h, sizeof(u));
+  return u;
+}
+
+// Two fp32 values rounded to bf16 (nearest even), lo in the low half: one F2FP on sm_90.
+__device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bf162_to_bits(__floats2bfloat162_rn(lo, hi)); }
+
 // Packed fp16 arithmetic on bit pairs (HSUB2 / HMUL2 / HFMA2), IEEE round to nearest even as gfx11's
 // v_pk_add_f16 / v_pk_mul_f16 / v_pk_fma_f16 compute them (fp16 denormals kept).
 __device__ inline uint32_t pk_sub_f16(uint32_t a, uint32_t b) {
