@@ -340,30 +340,20 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
 
   // Epilogue: accumulators (+ bias, in fp32) -> out dtype -> LDS tile -> 16-byte global stores.
   uint16_t* const out_lds = lds;
-  // The bias of the lane's columns: one branch for the whole block, then loads without a predicate
-  // (a column past N reads column N - 1 and is never stored), so the loads of one column merge and
-  // all leave together. Predicated per accumulator, gfx11 (whose 8 accumulators of a lane share a
-  // column) loaded the same bias 8 times per fragment column, each waited for before the next.
-  float bias[Tile::kFragsN][arch::kWmmaAccPerLane] = {};
-  if (p.bias != nullptr) {
-#pragma unroll
-    for (int j = 0; j < Tile::kFragsN; ++j) {
-#pragma unroll
-      for (int e = 0; e < arch::kWmmaAccPerLane; ++e) {
-        const int n = n0 + wave_n + 16 * j + arch::wmma_acc_col(lane, e);
-        bias[j][e] = arch::bits_to_float<kBf16>(p.bias[min(n, p.n - 1)]);
-      }
-    }
-  }
 #pragma unroll
   for (int j = 0; j < Tile::kFragsN; ++j) {
+    float bias[arch::kWmmaAccPerLane];  // 0 without a bias (how it is read: the arch's epilogue_bias)
+#pragma unroll
+    for (int e = 0; e < arch::kWmmaAccPerLane; ++e) {
+      bias[e] = arch::epilogue_bias<kBf16>(p.bias, n0 + wave_n + 16 * j + arch::wmma_acc_col(lane, e), p.n);
+    }
 #pragma unroll
     for (int i = 0; i < Tile::kFragsM; ++i) {
 #pragma unroll
       for (int e = 0; e < arch::kWmmaAccPerLane; ++e) {
         const int r = wave_m + 16 * i + arch::wmma_acc_row(lane, e);
         const int c = wave_n + 16 * j + arch::wmma_acc_col(lane, e);
-        out_lds[r * Tile::kOutLd + c] = arch::float_to_bits<kBf16>(acc[i][j].v[e] + bias[j][e]);
+        out_lds[r * Tile::kOutLd + c] = arch::float_to_bits<kBf16>(acc[i][j].v[e] + bias[e]);
       }
     }
   }
