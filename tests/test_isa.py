@@ -1,5 +1,5 @@
-"""The gfx11 ISA check (w4a16_rdna3.isa) and the host-code check of the hipified launch plans
-(w4a16_rdna3.hip_host): they pass on our code and fail on wrong code.
+"""The gfx11 ISA check (w4a16_rdna3.isa, its loop checks in isa_loops) and the host-code check of
+the hipified launch plans (w4a16_rdna3.hip_host): they pass on our code and fail on wrong code.
 
 The compile tests need a clang with the AMDGPU target and HIP headers (CI installs them with
 .ci/install-hip-toolchain.sh); without them they skip, saying so. The coverage and arithmetic
@@ -12,11 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from w4a16_rdna3 import hip_host, isa
+from w4a16_rdna3 import hip_host, isa, kernels
 
 FIXTURES = Path(__file__).resolve().parent / "isa_fixtures"
 WRONG_SOURCES = (
     isa.KernelSource("wrong_kernels.cuh", ("gemm_wmma_fp32_fixture_kernel", "gemm_dot2_scratch_fixture_kernel")),
+)
+SLOW_LOOP_SOURCES = (
+    isa.KernelSource(
+        "slow_loops.cuh",
+        ("gemm_wmma_unbuffered_fixture_kernel", "gemm_dot2_one_load_fixture_kernel", "serial_gather_fixture_kernel"),
+    ),
 )
 WRONG_HOST_SOURCES = (hip_host.HostSource("wrong_plan.h", ("wrong_plan_fixture_clusters<4>",)),)
 
@@ -75,12 +81,31 @@ def test_wrong_kernels_fail_on_every_arch(arch: str) -> None:
 
 
 @requires_toolchain
+def test_slow_loops_fail() -> None:
+    reports = isa.check_isa(["gfx1100"], csrc=FIXTURES, sources=SLOW_LOOP_SOURCES, toolchain=TOOLCHAIN)
+    problems = {r.kernel: " ".join(r.problems) for r in reports}
+    assert "with no global load in flight" in problems["gemm_wmma_unbuffered_fixture_kernel"]
+    assert "exec-mask branch" in problems["gemm_wmma_unbuffered_fixture_kernel"]
+    batch = isa.decode_loads_in_flight(isa.CSRC)
+    assert f"1 16-byte loads in flight, the batch is {batch}" in problems["gemm_dot2_one_load_fixture_kernel"]
+    assert "each waited for before the next leaves" in problems["serial_gather_fixture_kernel"]
+
+
+def test_the_decode_batch_is_read_from_the_arch_header() -> None:
+    assert isa.decode_loads_in_flight(isa.CSRC) == 4
+
+
+def test_the_loop_checks_apply_to_the_arch_the_kernels_take() -> None:
+    assert isa.SPEED_CHECKED_ARCHES == {kernels.TARGET_ARCH}
+
+
+@requires_toolchain
 def test_command_exits_non_zero_on_a_wrong_kernel(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setattr(isa, "KERNEL_SOURCES", WRONG_SOURCES)
+    monkeypatch.setattr(isa, "KERNEL_SOURCES", WRONG_SOURCES + SLOW_LOOP_SOURCES)
     status = isa.isa_main(["--arch", "gfx1100", "--csrc", str(FIXTURES)])
     out = capsys.readouterr().out
     assert status != 0
-    assert "FAIL: wmma kernel without" in out and "2 FAILED" in out
+    assert "FAIL: wmma kernel without" in out and "5 FAILED" in out
 
 
 @requires_toolchain

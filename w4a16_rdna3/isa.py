@@ -8,6 +8,16 @@ use. In the assembly, per kernel:
   v_dot2_f32_f16 / v_dot2acc_f32_f16 (gfx11 emits the VOP2 form) or v_dot2_f32_bf16;
 - no kernel may use scratch (register spills, a stack) or more than 64 KiB of LDS;
 - every kernel runs in wave32 (the WMMA builtins used are the wave32 ones).
+Per innermost loop (isa_loops.py), what only real hardware would otherwise show as lost speed, on
+gfx1100 alone (the arch the package selects at run time; the others are built, never chosen):
+- an iteration's loads leave together: at least half of them are in flight at once, not each
+  waited for before the next leaves;
+- the main loop of a WMMA kernel (the loop with the most v_wmma) issues every v_wmma while global
+  loads are in flight (the next K tile is fetched under the multiply: the LDS double buffering)
+  and has no exec-mask branch (a divergent `if`, which also stops the compiler from moving the
+  multiply above it);
+- the main loop of a decode kernel keeps as many 16-byte weight loads in flight as the batch
+  csrc/arch/decode_lanes.cuh declares (kLoadsInFlight).
 VGPRs, SGPRs, LDS and scratch come from the code object metadata the compiler writes into the .s.
 The command then compiles the hipified launch plans host-side for the first arch (hip_host.py).
 """
@@ -27,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from w4a16_rdna3.hip_host import HipHostCheckError, check_hip_host
+from w4a16_rdna3.isa_loops import LoopProfile, hot_loop, innermost_loops
 
 DEFAULT_ARCHES = ("gfx1100", "gfx1101", "gfx1102", "gfx1151")
 WMMA_INSTRUCTIONS = ("v_wmma_f32_16x16x16_f16", "v_wmma_f32_16x16x16_bf16")
 DOT2_INSTRUCTIONS = ("v_dot2_f32_f16", "v_dot2acc_f32_f16", "v_dot2_f32_bf16")
 LDS_LIMIT_BYTES = 65536  # per workgroup on RDNA3
+SPEED_CHECKED_ARCHES = frozenset({"gfx1100"})  # kernels.TARGET_ARCH: the loop checks apply there
 
 # Waves per SIMD on gfx11, wave32 (LLVM AMDGPU: AMDGPU.td FeatureGFX11FullVGPRs; AMDGPUBaseInfo.cpp
 # getTotalNumVGPRs, getVGPRAllocGranule, getMaxWavesPerEU). gfx1100/gfx1101 (Navi 31/32) and
@@ -113,6 +125,7 @@ class KernelReport:
     scratch_bytes: int
     waves_per_simd: int
     llvm_occupancy: int | None  # the compiler's own "; Occupancy:" figure, for cross-checking
+    main_loop: LoopProfile | None = None  # the innermost loop with the most v_wmma / dot2
     problems: tuple[str, ...] = field(default=())
 
     @property
@@ -269,7 +282,38 @@ def short_name(demangled: str) -> str:
     return re.sub(r"\b\w+::", "", name[:end])
 
 
-def analyse(arch: str, asm: str, demangler: str | None) -> list[KernelReport]:
+def decode_loads_in_flight(csrc: Path) -> int:
+    """The decode batch of 16-byte loads per lane on gfx11: kLoadsInFlight in arch/decode_lanes.cuh
+    (of `csrc`, or of the checkout's csrc/ when `csrc` has none, as the test fixtures do not)."""
+    header = next(p for p in (csrc / "arch/decode_lanes.cuh", CSRC / "arch/decode_lanes.cuh") if p.exists())
+    match = re.search(r"kLoadsInFlight\s*=\s*(\d+)\s*;", header.read_text())
+    if match is None:
+        raise IsaCheckError(f"no kLoadsInFlight = N; in {header}")
+    return int(match[1])
+
+
+def loop_problems(kind: str, loops: list[LoopProfile], main: LoopProfile | None, decode_batch: int) -> list[str]:
+    problems = [
+        f"loop {loop.header}: at most {loop.max_in_flight} of its {loop.loads} loads in flight (each waited for "
+        "before the next leaves)"
+        for loop in loops
+        if not loop.loads_leave_together
+    ]
+    if kind in ("wmma", "dot2") and main is None:
+        problems.append(f"no loop holds the {kind} instructions")
+    elif kind == "wmma":
+        if main.matrix_under_loads < main.matrix:
+            problems.append(f"main loop {main.header}: {main.matrix - main.matrix_under_loads} of {main.matrix} v_wmma "
+                            "issued with no global load in flight (the next K tile is not fetched under the multiply)")
+        if main.exec_branches:
+            problems.append(f"main loop {main.header}: {main.exec_branches} exec-mask branch instructions")
+    elif kind == "dot2" and main.max_16b_in_flight < decode_batch:
+        problems.append(f"main loop {main.header}: {main.max_16b_in_flight} 16-byte loads in flight, the batch is "
+                        f"{decode_batch}")
+    return problems
+
+
+def analyse(arch: str, asm: str, demangler: str | None, decode_batch: int) -> list[KernelReport]:
     metadata = parse_metadata(asm)
     names = demangle([str(k[".name"]) for k in metadata], demangler)
     reports = []
@@ -291,13 +335,17 @@ def analyse(arch: str, asm: str, demangler: str | None) -> list[KernelReport]:
             problems.append(f"LDS {lds} bytes > {LDS_LIMIT_BYTES}")
         if int(meta.get(".wavefront_size", WAVE_SIZE)) != WAVE_SIZE:
             problems.append(f"wave{meta['.wavefront_size']}, expected wave32")
+        loops = innermost_loops(body)
+        main = hot_loop(loops)
+        if arch in SPEED_CHECKED_ARCHES:
+            problems += loop_problems(kind, loops, main, decode_batch)
         workgroup = int(meta.get(".max_flat_workgroup_size", 1024))
         reports.append(
             KernelReport(
                 arch=arch, kernel=kernel, kind=kind, instructions=found, vgprs=vgprs,
                 sgprs=int(meta.get(".sgpr_count", 0)), lds_bytes=lds, scratch_bytes=scratch,
                 waves_per_simd=waves_per_simd(arch, vgprs, lds, workgroup),
-                llvm_occupancy=llvm_occupancy(asm, mangled), problems=tuple(problems),
+                llvm_occupancy=llvm_occupancy(asm, mangled), main_loop=main, problems=tuple(problems),
             )
         )
     return reports
@@ -351,6 +399,7 @@ def check_isa(
         toolchain, reason = find_toolchain()
         if toolchain is None:
             raise IsaCheckError(reason)
+    decode_batch = decode_loads_in_flight(csrc)
     with tempfile.TemporaryDirectory(prefix="w4a16_isa_") as tmp:
         work = Path(keep_dir) if keep_dir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -363,17 +412,21 @@ def check_isa(
             asms = list(pool.map(lambda job: compile_to_asm(toolchain, job[1], csrc, job[0], job[2]), jobs))
         reports = []
         for (arch, _, _), asm in zip(jobs, asms):
-            reports += analyse(arch, asm, toolchain.demangler)
+            reports += analyse(arch, asm, toolchain.demangler, decode_batch)
     return reports
 
 
 def format_table(reports: list[KernelReport]) -> str:
-    header = ("arch", "kernel", "instructions of interest", "VGPR", "SGPR", "LDS B", "scratch B", "waves/SIMD", "result")
+    header = ("arch", "kernel", "instructions of interest", "VGPR", "SGPR", "LDS B", "scratch B", "waves/SIMD",
+              "loop VALU", "loads in flight", "result")
     rows = [header]
     for r in reports:
         found = ", ".join(f"{name} x{n}" for name, n in r.instructions.items()) or "-"
+        loop = r.main_loop
         rows.append((r.arch, r.kernel, found, str(r.vgprs), str(r.sgprs), str(r.lds_bytes), str(r.scratch_bytes),
-                     str(r.waves_per_simd), "ok" if r.ok else "FAIL: " + "; ".join(r.problems)))
+                     str(r.waves_per_simd), str(loop.valu) if loop else "-",
+                     f"{loop.max_in_flight}/{loop.loads}" if loop else "-",
+                     "ok" if r.ok else "FAIL: " + "; ".join(r.problems)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -384,8 +437,8 @@ def isa_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="w4a16-rdna3 isa",
         description="Compile the kernels for RDNA3 with clang (no GPU needed) and check their ISA: "
-        "WMMA kernels use v_wmma, decode kernels use dot2, no scratch, LDS <= 64 KiB; then compile "
-        "the hipified launch plans host-side for the first arch.",
+        "WMMA kernels use v_wmma, decode kernels use dot2, no scratch, LDS <= 64 KiB, loops keep their "
+        "loads in flight; then compile the hipified launch plans host-side for the first arch.",
     )
     parser.add_argument("--arch", action="append", metavar="GFX",
                         help=f"arch to compile for (repeatable or comma-separated; default: {','.join(DEFAULT_ARCHES)})")
