@@ -16,7 +16,7 @@ constexpr int kWaveSize = 32;  // an NVIDIA warp, the counterpart of an RDNA3 wa
 
 // Packed bf16 subtraction (sm_90 has it natively), IEEE round to nearest even.
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
-  return bf162_to_bits(__hsub2(bits_to_bf162(a), bits_to_bf162(b)));
+  return bits_of_pair(__hsub2(pair_from_bits<__nv_bfloat162>(a), pair_from_bits<__nv_bfloat162>(b)));
 }
 
 // ---- dot2 (decode) ----

@@ -50,41 +50,33 @@ __device__ inline float epilogue_bias(const uint16_t* bias, int n, int n_total) 
   return bias != nullptr && n < n_total ? bits_to_float<kBf16>(bias[n]) : 0.0f;
 }
 
-__device__ inline __half2 bits_to_half2(uint32_t u) {
-  __half2 h;
-  memcpy(&h, &u, sizeof(u));
-  return h;
+// A pair of 16-bit values (__half2, __nv_bfloat162) from its 32 bits, and back.
+template <class Pair>
+__device__ inline Pair pair_from_bits(uint32_t u) {
+  Pair pair;
+  memcpy(&pair, &u, sizeof(u));
+  return pair;
 }
-__device__ inline uint32_t half2_to_bits(__half2 h) {
+template <class Pair>
+__device__ inline uint32_t bits_of_pair(Pair pair) {
   uint32_t u;
-  memcpy(&u, &h, sizeof(u));
-  return u;
-}
-
-__device__ inline __nv_bfloat162 bits_to_bf162(uint32_t u) {
-  __nv_bfloat162 h;
-  memcpy(&h, &u, sizeof(u));
-  return h;
-}
-__device__ inline uint32_t bf162_to_bits(__nv_bfloat162 h) {
-  uint32_t u;
-  memcpy(&u, &h, sizeof(u));
+  memcpy(&u, &pair, sizeof(u));
   return u;
 }
 
 // Two fp32 values rounded to bf16 (nearest even), lo in the low half: one F2FP on sm_90.
-__device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bf162_to_bits(__floats2bfloat162_rn(lo, hi)); }
+__device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bits_of_pair(__floats2bfloat162_rn(lo, hi)); }
 
 // Packed fp16 arithmetic on bit pairs (HSUB2 / HMUL2 / HFMA2), IEEE round to nearest even as gfx11's
 // v_pk_add_f16 / v_pk_mul_f16 / v_pk_fma_f16 compute them (fp16 denormals kept).
 __device__ inline uint32_t pk_sub_f16(uint32_t a, uint32_t b) {
-  return half2_to_bits(__hsub2(bits_to_half2(a), bits_to_half2(b)));
+  return bits_of_pair(__hsub2(pair_from_bits<__half2>(a), pair_from_bits<__half2>(b)));
 }
 __device__ inline uint32_t pk_mul_f16(uint32_t a, uint32_t b) {
-  return half2_to_bits(__hmul2(bits_to_half2(a), bits_to_half2(b)));
+  return bits_of_pair(__hmul2(pair_from_bits<__half2>(a), pair_from_bits<__half2>(b)));
 }
 __device__ inline uint32_t pk_fma_f16(uint32_t a, uint32_t b, uint32_t c) {
-  return half2_to_bits(__hfma2(bits_to_half2(a), bits_to_half2(b), bits_to_half2(c)));
+  return bits_of_pair(__hfma2(pair_from_bits<__half2>(a), pair_from_bits<__half2>(b), pair_from_bits<__half2>(c)));
 }
 
 // (a & mask) | bits in one LOP3 (the compiler splits it in two when both constants are immediates).
