@@ -77,15 +77,6 @@ __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { re
 // (selector bytes 0-3 pick from its second operand, 4-7 from its first).
 __device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x05040100u); }
 __device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x07060302u); }
-// The bias of output column n of the WMMA epilogue, 0 without a bias: the load has no predicate (a
-// column past N reads column N - 1, whose output is never stored), so that the loads of a lane's 8
-// accumulators, which share one column, merge into one. Predicated, each was a branch of its own,
-// waited for before the next load left.
-template <bool kBf16>
-__device__ inline float epilogue_bias(const uint16_t* bias, int n, int n_total) {
-  return bias != nullptr ? bits_to_float<kBf16>(bias[min(n, n_total - 1)]) : 0.0f;
-}
-
 // Two fp32 values rounded to bf16, lo in the low half: the high halves joined by one byte permute.
 __device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
   return high_halves(bf16_in_high_half(lo), bf16_in_high_half(hi));
@@ -190,6 +181,15 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 // Row / column of accumulator slot i in lane `lane` (the C layout above).
 __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
+
+// The bias of output column n of the epilogue, 0 without a bias: the load has no predicate (a
+// column past N reads column N - 1, whose output is never stored), so that the loads of a lane's 8
+// accumulators, which share one column (wmma_acc_col), merge into one. Predicated, each was a
+// branch of its own, waited for before the next load left.
+template <bool kBf16>
+__device__ inline float epilogue_bias(const uint16_t* bias, int n, int n_total) {
+  return bias != nullptr ? bits_to_float<kBf16>(bias[min(n, n_total - 1)]) : 0.0f;
+}
 
 }  // namespace w4a16::arch
 
