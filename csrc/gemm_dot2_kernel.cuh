@@ -340,11 +340,14 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   const int chunk_rows = kStaged ? kChunkRows : kk_end - kk_begin;
   for (int chunk0 = kk_begin; chunk0 < kk_end; chunk0 += chunk_rows) {
     const int rows = min(chunk_rows, kk_end - chunk0);
-    // The first loads go out before the activations are staged: weights do not wait for LDS.
+    // The chunk's first weight loads go out right before its activations are staged, so that the
+    // two fetches overlap. After the barrier that frees the LDS, not before it: gfx11 waits for
+    // every load in flight at an s_barrier (the compiler puts vmcnt(0) before each one), so loads
+    // issued before it would be waited for before the staging loads could even leave.
+    if constexpr (kStaged) arch::barrier();  // the previous chunk's activations are no longer read
     RowLoad<kColGroups> batch[kLoadsInFlight];
     load_batch<kHasZeros, kRows>(p, cols, batch, chunk0, warp * kBatchRows, rows - 1, lane_row);
     if constexpr (kStaged) {
-      arch::barrier();  // the previous chunk's activations are no longer read
       stage_activations<kBf16, kHasPerm, kRows, kThreads>(p, act, asum, m0, chunk0, rows);
       arch::barrier();
     }
