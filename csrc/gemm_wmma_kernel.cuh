@@ -342,10 +342,14 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   uint16_t* const out_lds = lds;
 #pragma unroll
   for (int j = 0; j < Tile::kFragsN; ++j) {
-    float bias[arch::kWmmaAccPerLane];  // 0 without a bias (how it is read: the arch's epilogue_bias)
+    // The bias of the lane's columns (0 without one): one branch for the block, the loads as the
+    // arch's epilogue_bias reads them.
+    float bias[arch::kWmmaAccPerLane] = {};
+    if (p.bias != nullptr) {
 #pragma unroll
-    for (int e = 0; e < arch::kWmmaAccPerLane; ++e) {
-      bias[e] = arch::epilogue_bias<kBf16>(p.bias, n0 + wave_n + 16 * j + arch::wmma_acc_col(lane, e), p.n);
+      for (int e = 0; e < arch::kWmmaAccPerLane; ++e) {
+        bias[e] = arch::epilogue_bias<kBf16>(p.bias, n0 + wave_n + 16 * j + arch::wmma_acc_col(lane, e), p.n);
+      }
     }
 #pragma unroll
     for (int i = 0; i < Tile::kFragsM; ++i) {

@@ -182,13 +182,13 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
 
-// The bias of output column n of the epilogue, 0 without a bias: the load has no predicate (a
-// column past N reads column N - 1, whose output is never stored), so that the loads of a lane's 8
+// bias[n] for output column n of the epilogue (bias not null): the load has no predicate (a column
+// past N reads column N - 1, whose output is never stored), so that the loads of a lane's 8
 // accumulators, which share one column (wmma_acc_col), merge into one. Predicated, each was a
 // branch of its own, waited for before the next load left.
 template <bool kBf16>
 __device__ inline float epilogue_bias(const uint16_t* bias, int n, int n_total) {
-  return bias != nullptr ? bits_to_float<kBf16>(bias[min(n, n_total - 1)]) : 0.0f;
+  return bits_to_float<kBf16>(bias[min(n, n_total - 1)]);
 }
 
 }  // namespace w4a16::arch

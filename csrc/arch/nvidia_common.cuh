@@ -42,12 +42,12 @@ __device__ inline uint16_t float_to_bits(float x) {
   }
 }
 
-// The bias of output column n of the WMMA epilogue, 0 without a bias or past N: predicated loads,
+// bias[n] for output column n of the WMMA epilogue (bias not null), 0 past N: predicated loads,
 // which ptxas issues one by one. Unpredicated, as gfx11 reads it, ptxas batched them and the peak
 // registers rose (128x128 wgmma tile with act-order 128 -> 130: one block per SM fewer).
 template <bool kBf16>
 __device__ inline float epilogue_bias(const uint16_t* bias, int n, int n_total) {
-  return bias != nullptr && n < n_total ? bits_to_float<kBf16>(bias[n]) : 0.0f;
+  return n < n_total ? bits_to_float<kBf16>(bias[n]) : 0.0f;
 }
 
 // A pair of 16-bit values (__half2, __nv_bfloat162) from its 32 bits, and back.
