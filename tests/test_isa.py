@@ -62,6 +62,16 @@ def test_each_kernel_family_uses_its_instruction(gfx1100_reports: list[isa.Kerne
 
 
 @requires_toolchain
+def test_the_wmma_epilogue_loads_its_bias_once_per_fragment_column(gfx1100_reports: list[isa.KernelReport]) -> None:
+    # Each gfx11 WMMA tile gives a wave two 16-column fragment columns; a lane's 8 accumulators of
+    # one share a column, so its bias is one load, waited for at the epilogue. Predicated per
+    # accumulator it was 16 such loads.
+    for r in gfx1100_reports:
+        if r.kind == "wmma":
+            assert r.loads_alone <= 2, (r.kernel, r.loads_alone)
+
+
+@requires_toolchain
 def test_waves_per_simd_agree_with_the_compiler(gfx1100_reports: list[isa.KernelReport]) -> None:
     compared = [r for r in gfx1100_reports if r.llvm_occupancy is not None]
     assert compared, "the compiler printed no '; Occupancy:' figure to compare with"

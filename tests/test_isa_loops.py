@@ -83,3 +83,8 @@ def test_a_wait_keeps_the_newest_loads() -> None:
     (loop,) = isa_loops.innermost_loops(body)
     # v1 is waited for; vmcnt(1) leaves v2 in flight; v3 and v4 join it: three.
     assert loop.max_in_flight == 3
+
+
+def test_loads_waited_alone_are_counted_in_and_out_of_loops() -> None:
+    assert isa_loops.loads_waited_alone(SERIAL) == 4
+    assert isa_loops.loads_waited_alone(NESTED) == 1  # the outer loop's load; the inner two leave together

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from w4a16_rdna3.hip_host import HipHostCheckError, check_hip_host
-from w4a16_rdna3.isa_loops import LoopProfile, hot_loop, innermost_loops
+from w4a16_rdna3.isa_loops import LoopProfile, hot_loop, innermost_loops, loads_waited_alone
 
 DEFAULT_ARCHES = ("gfx1100", "gfx1101", "gfx1102", "gfx1151")
 WMMA_INSTRUCTIONS = ("v_wmma_f32_16x16x16_f16", "v_wmma_f32_16x16x16_bf16")
@@ -126,6 +126,7 @@ class KernelReport:
     waves_per_simd: int
     llvm_occupancy: int | None  # the compiler's own "; Occupancy:" figure, for cross-checking
     main_loop: LoopProfile | None = None  # the innermost loop with the most v_wmma / dot2
+    loads_alone: int = 0  # loads each waited for with no other in flight (isa_loops.loads_waited_alone)
     problems: tuple[str, ...] = field(default=())
 
     @property
@@ -345,7 +346,8 @@ def analyse(arch: str, asm: str, demangler: str | None, decode_batch: int) -> li
                 arch=arch, kernel=kernel, kind=kind, instructions=found, vgprs=vgprs,
                 sgprs=int(meta.get(".sgpr_count", 0)), lds_bytes=lds, scratch_bytes=scratch,
                 waves_per_simd=waves_per_simd(arch, vgprs, lds, workgroup),
-                llvm_occupancy=llvm_occupancy(asm, mangled), main_loop=main, problems=tuple(problems),
+                llvm_occupancy=llvm_occupancy(asm, mangled), main_loop=main,
+                loads_alone=loads_waited_alone(body), problems=tuple(problems),
             )
         )
     return reports

@@ -115,6 +115,26 @@ def innermost_loops(body: str) -> list[LoopProfile]:
     ]
 
 
+def loads_waited_alone(body: str) -> int:
+    """Loads anywhere in the function (layout order) issued with no other load in flight and waited
+    for, vmcnt(0), before another leaves: each costs a full memory latency by itself."""
+    alone = outstanding = 0
+    first_in_flight_alone = False
+    for line in body.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith((";", ".")):
+            continue
+        opcode = stripped.split()[0]
+        if opcode.startswith(LOAD_PREFIXES):
+            first_in_flight_alone = outstanding == 0
+            outstanding += 1
+        wait = re.search(r"vmcnt\((\d+)\)", stripped) if opcode == "s_waitcnt" else None
+        if wait and int(wait[1]) == 0:
+            alone += outstanding == 1 and first_in_flight_alone
+            outstanding = 0
+    return alone
+
+
 def hot_loop(loops: list[LoopProfile]) -> LoopProfile | None:
     """The loop with the most matrix instructions (the kernel's main loop), if any has one."""
     with_matrix = [loop for loop in loops if loop.matrix]
