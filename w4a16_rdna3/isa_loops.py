@@ -22,7 +22,6 @@ LOAD_PREFIXES = ("global_load", "buffer_load", "flat_load")
 EXEC_BRANCH = re.compile(r"^(s_and_saveexec|s_or_saveexec|s_and_not1_saveexec|s_andn2_saveexec|v_cmpx_)")
 
 
-
 def is_matrix(opcode: str) -> bool:
     """v_wmma_* and the dot2 instructions, alone or as one half of a VOPD pair (v_dual_dot2acc_*)."""
     return opcode.startswith("v_wmma_") or "dot2" in opcode
