@@ -29,6 +29,20 @@ def is_matrix(opcode: str) -> bool:
 
 _BLOCK_LABEL = re.compile(r"^(\.LBB\d+_\d+):|^; %bb\.\d+:")
 _HEADER_OF = re.compile(r"Header=(BB\d+_\d+)")
+_VMCNT = re.compile(r"vmcnt\((\d+)\)")
+
+
+def _is_instruction(stripped: str) -> bool:
+    """Whether a stripped line of assembly is an instruction (not blank, a comment, a label or a
+    directive)."""
+    return bool(stripped) and not stripped.startswith((";", "."))
+
+
+def _vmcnt(instruction: str) -> int | None:
+    """The count an `s_waitcnt` waits vector-memory loads down to, or None (another instruction,
+    or a wait on other counters only)."""
+    wait = _VMCNT.search(instruction) if instruction.split()[0] == "s_waitcnt" else None
+    return int(wait[1]) if wait else None
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,7 @@ def _blocks(body: str) -> list[tuple[str | None, bool, list[str]]]:
                 blocks[-1] = (label, True, instructions)
             elif header is None and (found := _HEADER_OF.search(stripped)):
                 blocks[-1] = (found[1], False, instructions)
-        elif stripped and not stripped.startswith("."):
+        elif _is_instruction(stripped):
             instructions.append(stripped)
     return blocks
 
@@ -82,9 +96,9 @@ def _profile(header: str, instructions: list[str]) -> LoopProfile:
         for opcode, line in zip(opcodes, instructions):
             if opcode.startswith(LOAD_PREFIXES):
                 outstanding.append(opcode.endswith("b128"))
-            wait = re.search(r"vmcnt\((\d+)\)", line) if opcode == "s_waitcnt" else None
-            if wait:
-                del outstanding[: max(0, len(outstanding) - int(wait[1]))]
+            wait = _vmcnt(line)
+            if wait is not None:
+                del outstanding[: max(0, len(outstanding) - wait)]
             if walk == 1:
                 max_in_flight = max(max_in_flight, len(outstanding))
                 max_16b = max(max_16b, sum(outstanding))
@@ -121,14 +135,12 @@ def loads_waited_alone(body: str) -> int:
     first_in_flight_alone = False
     for line in body.splitlines():
         stripped = line.strip()
-        if not stripped or stripped.startswith((";", ".")):
+        if not _is_instruction(stripped):
             continue
-        opcode = stripped.split()[0]
-        if opcode.startswith(LOAD_PREFIXES):
+        if stripped.startswith(LOAD_PREFIXES):
             first_in_flight_alone = outstanding == 0
             outstanding += 1
-        wait = re.search(r"vmcnt\((\d+)\)", stripped) if opcode == "s_waitcnt" else None
-        if wait and int(wait[1]) == 0:
+        if _vmcnt(stripped) == 0:
             alone += outstanding == 1 and first_in_flight_alone
             outstanding = 0
     return alone
