@@ -159,7 +159,7 @@ Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
   dot2::Plan& plan = shape.plan;
   if (forced > 0) {
     const int64_t rows = dot2::split_rows(p.k / 8, forced, shape.warps);
-    plan = {dot2::ceil_div(p.k / 8, rows), rows};
+    plan = {w4a16::ceil_div(p.k / 8, rows), rows};
   }
   const dot2::SplitMeeting meeting = dot2::split_meeting<false, kHasZeros, false, kRows>(shape);
   CHECK((dot2::launch_planned<false, kHasZeros, false, kRows>(p, shape, meeting, stream)));
@@ -326,7 +326,7 @@ int main(int argc, char** argv) {
     float slice_best = INFINITY;
     int slice_splits = 0;
     for (const int splits : {1, 2, 4, 8}) {
-      const int rows_per_split = static_cast<int>(dot2::ceil_div(k / 8, splits));
+      const int rows_per_split = static_cast<int>(w4a16::ceil_div(k / 8, splits));
       const dim3 grid(static_cast<unsigned>(n * 4 / kSliceBytes), static_cast<unsigned>(splits));
       const float us = graph_us(stream, calls, [&](int i) {
         slice_probe<<<grid, kProbeThreads, 0, stream>>>(b_q[i % copies], k / 8, n, rows_per_split, sink);

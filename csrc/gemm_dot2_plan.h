@@ -10,7 +10,7 @@
 #include <type_traits>
 
 #include "gemm_dot2_kernel.cuh"
-#include "split_k_reduce_kernel.cuh"
+#include "split_k_launch.h"
 
 namespace w4a16::dot2 {
 
@@ -26,8 +26,6 @@ constexpr int64_t kWorkspaceShare = 128;
 // the limit). Measured on an H100 (decode tuner, forced splits): on (4096, 14336) at M = 1 one split
 // (one wave 0.85 full) took 14.5 us against 15.9 to 19.7 for 2 to 7 splits.
 constexpr double kFullWaves = 0.75;
-
-inline int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
 // b_q rows per split when `packed_rows` are cut into about `splits` parts of whole `warps` rows.
 inline int64_t split_rows(int64_t packed_rows, int64_t splits, int64_t warps) {
@@ -192,9 +190,7 @@ cudaError_t launch_planned(Dot2Args args, const Launch& shape, SplitMeeting meet
     return cudaGetLastError();
   });
   if (launched != cudaSuccess || meeting != SplitMeeting::kWorkspace) return launched;
-  split_k_reduce_kernel<kBf16><<<split_k_reduce_blocks(args.m, args.n), kSplitKReduceThreads, 0, stream>>>(
-      args.partial, args.splits, args.m, args.n, args.bias, args.out);
-  return cudaGetLastError();
+  return launch_split_k_reduce<kBf16>(args.partial, args.splits, args.m, args.n, args.bias, args.out, stream);
 }
 
 }  // namespace w4a16::dot2

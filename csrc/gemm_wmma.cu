@@ -45,7 +45,7 @@ void launch_variant(const WmmaGemmArgs& p, const torch::Tensor& a, int64_t sms, 
 
 template <class Tile>
 int64_t blocks_of(int64_t m, int64_t n) {
-  return wmma::ceil_div(m, Tile::kBM) * wmma::ceil_div(n, Tile::kBN);
+  return ceil_div(m, Tile::kBM) * ceil_div(n, Tile::kBN);
 }
 
 }  // namespace

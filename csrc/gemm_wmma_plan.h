@@ -7,11 +7,9 @@
 #include <cstdint>
 
 #include "gemm_wmma_kernel.cuh"
-#include "split_k_reduce_kernel.cuh"
+#include "split_k_launch.h"
 
 namespace w4a16::wmma {
-
-inline int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
 // K tiles a split takes at least: each split loads its first tile with nothing to overlap it, and
 // adds M x N fp32 partial sums to write and read back.
@@ -69,9 +67,7 @@ cudaError_t launch_planned(WmmaGemmArgs args, const Launch& shape, cudaStream_t 
   kernel<<<grid, Tile::kThreads, lds_bytes, stream>>>(args);
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess || shape.splits == 1) return launched;
-  split_k_reduce_kernel<kBf16><<<split_k_reduce_blocks(args.m, args.n), kSplitKReduceThreads, 0, stream>>>(
-      args.partial, static_cast<int>(shape.splits), args.m, args.n, args.bias, args.out);
-  return cudaGetLastError();
+  return launch_split_k_reduce<kBf16>(args.partial, static_cast<int>(shape.splits), args.m, args.n, args.bias, args.out, stream);
 }
 
 }  // namespace w4a16::wmma

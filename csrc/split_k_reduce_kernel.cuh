@@ -37,10 +37,4 @@ __global__ void __launch_bounds__(kSplitKReduceThreads)
   out[i] = arch::float_to_bits<kBf16>(sum);
 }
 
-// Blocks of kSplitKReduceThreads for an [M, N] output.
-inline unsigned split_k_reduce_blocks(int m, int n) {
-  const size_t total = static_cast<size_t>(m) * n;
-  return static_cast<unsigned>((total + kSplitKReduceThreads - 1) / kSplitKReduceThreads);
-}
-
 }  // namespace w4a16
