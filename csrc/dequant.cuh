@@ -97,20 +97,23 @@ struct GroupDequant<false> {
   uint32_t scale_pair;  // s in both halves
 };
 
-// bf16: gfx11 has no packed bf16 math, so fp32: q exact from 2^23 + q (0x4B000000 | q), then
-// q * s - z * s in one FMA: z * s is exact in fp32 (4-bit times 8-bit significand), so the FMA
-// rounds once to fp32 (and exactly: (q - z) * s fits 12 bits), then once to bf16.
+// bf16: gfx11 has no packed bf16 math, so fp32: the nibble in the mantissa of 16.0 (bits 19-22, ulp
+// 1 there) is 16 + q, and (16 + q) * s - (16 + z) * s is (q - z) * s in one FMA: (16 + z) * s is
+// exact in fp32 (5-bit times 8-bit significand), so the FMA is exact too ((q - z) * s fits 12 bits)
+// and only the rounding to bf16 remains. That holds for |s| < 2^123 (every real scale: past it
+// (16 + z) * s overflows). A NaN there comes from the bf16 scale or is the default NaN: the
+// rounding needs no NaN select.
 template <>
 struct GroupDequant<true> {
   float scale;
-  float neg_zero_scale;
+  float neg_offset_scale;  // -(16 + z) * s
 };
 
 template <bool kBf16>
 __device__ inline GroupDequant<kBf16> make_group_dequant(uint16_t scale_bits, uint32_t zero) {
   if constexpr (kBf16) {
     const float s = arch::bits_to_float<true>(scale_bits);
-    return {s, -static_cast<float>(zero) * s};
+    return {s, -static_cast<float>(16u + zero) * s};
   } else {
     return {(0x6400u + zero) * 0x00010001u, scale_bits * 0x00010001u};
   }
@@ -123,9 +126,10 @@ __device__ inline void dequant8(uint32_t w, const GroupDequant<kBf16>& g, uint32
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const uint32_t t = w >> (8 * j);
-      const float q_lo = arch::as_float(0x4B000000u | (t & 0xFu)) - 8388608.0f;
-      const float q_hi = arch::as_float(0x4B000000u | ((t >> 4) & 0xFu)) - 8388608.0f;
-      out[j] = arch::pk_bf16_pack(fmaf(q_lo, g.scale, g.neg_zero_scale), fmaf(q_hi, g.scale, g.neg_zero_scale));
+      const float offset_lo = arch::as_float(0x41800000u | (t & 0xFu) << 19);  // 16 + q
+      const float offset_hi = arch::as_float(0x41800000u | (t & 0xF0u) << 15);
+      out[j] = arch::pk_bf16_pack_of_bf16_operands(fmaf(offset_lo, g.scale, g.neg_offset_scale),
+                                                   fmaf(offset_hi, g.scale, g.neg_offset_scale));
     }
   } else {
 #pragma unroll

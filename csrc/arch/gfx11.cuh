@@ -26,8 +26,8 @@ __device__ inline void barrier() {
   __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
 }
 
-__device__ inline float as_float(uint32_t u) { return __builtin_bit_cast(float, u); }
-__device__ inline uint32_t as_uint(float f) { return __builtin_bit_cast(uint32_t, f); }
+__host__ __device__ inline float as_float(uint32_t u) { return __builtin_bit_cast(float, u); }
+__host__ __device__ inline uint32_t as_uint(float f) { return __builtin_bit_cast(uint32_t, f); }
 
 template <bool kBf16>
 __device__ inline float bits_to_float(uint32_t bits16) {
@@ -41,11 +41,20 @@ __device__ inline float bits_to_float(uint32_t bits16) {
 // x rounded to bf16 (nearest even) in the high half, on the bits (gfx11 has no bf16 convert): adding
 // 0x7fff and bit 16 carries into bit 16 exactly when rounding goes up; a NaN takes the quiet bit
 // instead (the carry could turn it into infinity). Selected, not branched: an early return for NaN
-// compiled to an exec-mask branch per value inside the bf16 WMMA staging loop.
-__device__ inline uint32_t bf16_in_high_half(float x) {
+// compiled to an exec-mask branch per value inside the bf16 WMMA staging loop. Host and device, as
+// the one below: tests/test_gfx11_bf16_rounding.py runs both on the CPU against torch's rounding.
+__host__ __device__ inline uint32_t bf16_in_high_half(float x) {
   const uint32_t u = as_uint(x);
   const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
   return (nan ? u | 0x00400000u : u) + (nan ? 0u : 0x7fffu + ((u >> 16) & 1u));
+}
+
+// The same rounding for an x that is NaN only with a zero low half, as every NaN of an fp32
+// operation on bf16 values is (an operand's, propagated, or the default NaN 0x7fc00000): the carry
+// then stays in the low half, so a NaN stays NaN without the select (2 instructions instead of 7).
+__host__ __device__ inline uint32_t bf16_in_high_half_of_bf16_operands(float x) {
+  const uint32_t u = as_uint(x);
+  return u + 0x7fffu + ((u >> 16) & 1u);
 }
 
 // fp32 -> fp16 / bf16 bits, round to nearest even (NaN kept quiet).
@@ -80,6 +89,11 @@ __device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __buil
 // Two fp32 values rounded to bf16, lo in the low half: the high halves joined by one byte permute.
 __device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
   return high_halves(bf16_in_high_half(lo), bf16_in_high_half(hi));
+}
+// pk_bf16_pack of two results of fp32 operations on bf16 values (see
+// bf16_in_high_half_of_bf16_operands).
+__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) {
+  return high_halves(bf16_in_high_half_of_bf16_operands(lo), bf16_in_high_half_of_bf16_operands(hi));
 }
 // Packed bf16 arithmetic (gfx11 has none): gfx11_bf16_math.cuh, shared with the emulation.
 

@@ -66,6 +66,8 @@ __device__ inline uint32_t bits_of_pair(Pair pair) {
 
 // Two fp32 values rounded to bf16 (nearest even), lo in the low half: one F2FP on sm_90.
 __device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bits_of_pair(__floats2bfloat162_rn(lo, hi)); }
+// The same for results of fp32 operations on bf16 values (gfx11 saves its NaN select there).
+__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) { return pk_bf16_pack(lo, hi); }
 
 // Packed fp16 arithmetic on bit pairs (HSUB2 / HMUL2 / HFMA2), IEEE round to nearest even as gfx11's
 // v_pk_add_f16 / v_pk_mul_f16 / v_pk_fma_f16 compute them (fp16 denormals kept).
