@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from conftest import requires_cuda
+from conftest import rel_error, requires_cuda
 from w4a16_rdna3 import _ops
 
 BUILDS = {"native": ("w4a16_rdna3", "w4a16_rdna3._C"), "rdna3_emu": ("w4a16_rdna3_emu", "w4a16_rdna3._C_rdna3_emu")}
@@ -110,6 +110,30 @@ def test_perm_out_of_range_gives_nan_not_a_fault(build, op):
     out = getattr(build_ops(build), op)(*args.values())
     torch.cuda.synchronize()
     assert bool(torch.isnan(out).all())
+
+
+
+@requires_cuda
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("op,m", [("gemm_dot2", 4), ("gemm_wmma", 64)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_non_finite_scale_gives_a_non_finite_column_not_a_finite_one(build, op, m, dtype):
+    """A NaN or infinite scale reaches every output of its column (the dequantisation's roundings
+    keep NaN; gfx11's bf16 one has no NaN select there), and the other columns stay right."""
+    from w4a16_rdna3.reference import gemm_reference
+
+    args = good_args()
+    args["a"] = torch.randn((m, K), generator=torch.Generator().manual_seed(1)).to(dtype).cuda()
+    for name in ("scales", "bias"):
+        args[name] = args[name].to(dtype)
+    args["scales"][0, 3] = float("nan")
+    args["scales"][1, 10] = float("inf")
+    out = getattr(build_ops(build), op)(*args.values())
+    ref = gemm_reference(*args.values())
+    bad = torch.zeros(N, dtype=torch.bool)
+    bad[[3, 10]] = True
+    assert not bool(torch.isfinite(out[:, bad]).any())
+    assert rel_error(out[:, ~bad], ref[:, ~bad]) <= (1e-3 if dtype == torch.float16 else 8e-3)
 
 
 # ---- CPU: routing and the fake impl (no extension needed) ----
