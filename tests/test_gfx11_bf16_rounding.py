@@ -1,10 +1,10 @@
-"""gfx11's fp32 -> bf16 rounding (csrc/arch/gfx11.cuh), run on the CPU against torch's.
+"""gfx11's fp32 -> bf16 roundings (csrc/arch/gfx11_bf16_math.cuh), run on the CPU against torch's.
 
 gfx11 has no bf16 convert, so its kernels round on the bits: `bf16_in_high_half` for outputs, and
 `bf16_in_high_half_of_bf16_operands`, without the NaN select, where every NaN has a zero low half
-(the bf16 WMMA staging's dequantisation). No GPU here runs gfx11 code and the emulation build rounds
-with NVIDIA's instruction, so this test compiles both for the host with the ISA check's clang.
-It skips, saying why, where that clang is missing.
+(the bf16 WMMA staging's dequantisation). The emulation build runs them in its kernels, on the
+values the GPU tests happen to produce; this test compiles them for the host with the ISA check's
+clang and gives them every class of input. It skips, saying why, where that clang is missing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def round_to_bf16(tmp_path_factory: pytest.TempPathFactory):
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
     def run(x: np.ndarray, of_bf16_operands: bool) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
         out = np.empty(x.shape, dtype=np.uint16)
         function(x.ctypes.data, out.ctypes.data, x.size, int(of_bf16_operands))
         return out

@@ -22,14 +22,12 @@ struct WorkspaceSplitSums {
 }  // namespace w4a16::arch
 
 // The decode math (DecodeMath of each arch header): per-lane dot2 on gfx11 and in its emulation
-// (decode_lanes.cuh), a warp-wide mma on NVIDIA at every M. Packed bf16 math:
-// gfx11's fp32 route (gfx11_bf16_math.cuh) on gfx11 and in its emulation, native on NVIDIA.
+// (decode_lanes.cuh), a warp-wide mma on NVIDIA at every M. bf16 rounding and packed bf16 math:
+// gfx11's on the bits (gfx11_bf16_math.cuh) on gfx11 and in its emulation, native on NVIDIA.
 #if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
 #include "gfx11.cuh"
-#include "gfx11_bf16_math.cuh"
 #elif defined(W4A16_RDNA3_EMULATION)
 #include "rdna3_emu.cuh"
-#include "gfx11_bf16_math.cuh"
 #else
 #include "cuda.cuh"
 #endif

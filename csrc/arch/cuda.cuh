@@ -14,6 +14,21 @@ namespace w4a16::arch {
 // Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh.
 constexpr int kWaveSize = 32;  // an NVIDIA warp, the counterpart of an RDNA3 wave32
 
+// fp32 -> fp16 / bf16 bits, round to nearest even.
+template <bool kBf16>
+__device__ inline uint16_t float_to_bits(float x) {
+  if constexpr (kBf16) {
+    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  } else {
+    return __half_as_ushort(__float2half_rn(x));
+  }
+}
+
+// Two fp32 values rounded to bf16 (nearest even), lo in the low half: one F2FP on sm_90.
+__device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bits_of_pair(__floats2bfloat162_rn(lo, hi)); }
+// The same for results of fp32 operations on bf16 values (gfx11 saves its NaN select there).
+__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) { return pk_bf16_pack(lo, hi); }
+
 // Packed bf16 subtraction (sm_90 has it natively), IEEE round to nearest even.
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
   return bits_of_pair(__hsub2(pair_from_bits<__nv_bfloat162>(a), pair_from_bits<__nv_bfloat162>(b)));

@@ -26,8 +26,8 @@ __device__ inline void barrier() {
   __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
 }
 
-__host__ __device__ inline float as_float(uint32_t u) { return __builtin_bit_cast(float, u); }
-__host__ __device__ inline uint32_t as_uint(float f) { return __builtin_bit_cast(uint32_t, f); }
+__device__ inline float as_float(uint32_t u) { return __builtin_bit_cast(float, u); }
+__device__ inline uint32_t as_uint(float f) { return __builtin_bit_cast(uint32_t, f); }
 
 template <bool kBf16>
 __device__ inline float bits_to_float(uint32_t bits16) {
@@ -38,30 +38,24 @@ __device__ inline float bits_to_float(uint32_t bits16) {
   }
 }
 
-// x rounded to bf16 (nearest even) in the high half, on the bits (gfx11 has no bf16 convert): adding
-// 0x7fff and bit 16 carries into bit 16 exactly when rounding goes up; a NaN takes the quiet bit
-// instead (the carry could turn it into infinity). Selected, not branched: an early return for NaN
-// compiled to an exec-mask branch per value inside the bf16 WMMA staging loop. Host and device, as
-// the one below: tests/test_gfx11_bf16_rounding.py runs both on the CPU against torch's rounding.
-__host__ __device__ inline uint32_t bf16_in_high_half(float x) {
-  const uint32_t u = as_uint(x);
-  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-  return (nan ? u | 0x00400000u : u) + (nan ? 0u : 0x7fffu + ((u >> 16) & 1u));
-}
+// (a & mask) | bits: one v_and_or_b32.
+__device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { return (a & mask) | bits; }
+// The low (high) 16-bit halves of lo and hi as one pair, lo's in the low half: one v_perm_b32
+// (selector bytes 0-3 pick from its second operand, 4-7 from its first).
+__device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x05040100u); }
+__device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x07060302u); }
 
-// The same rounding for an x that is NaN only with a zero low half, as every NaN of an fp32
-// operation on bf16 values is (an operand's, propagated, or the default NaN 0x7fc00000): the carry
-// then stays in the low half, so a NaN stays NaN without the select (2 instructions instead of 7).
-__host__ __device__ inline uint32_t bf16_in_high_half_of_bf16_operands(float x) {
-  const uint32_t u = as_uint(x);
-  return u + 0x7fffu + ((u >> 16) & 1u);
-}
+}  // namespace w4a16::arch
+
+#include "gfx11_bf16_math.cuh"  // bf16 rounding and packed subtraction, on the bits
+
+namespace w4a16::arch {
 
 // fp32 -> fp16 / bf16 bits, round to nearest even (NaN kept quiet).
 template <bool kBf16>
 __device__ inline uint16_t float_to_bits(float x) {
   if constexpr (kBf16) {
-    return static_cast<uint16_t>(bf16_in_high_half(x) >> 16);
+    return bf16_bits(x);
   } else {
     return __builtin_bit_cast(uint16_t, static_cast<_Float16>(x));
   }
@@ -80,22 +74,6 @@ __device__ inline uint32_t pk_fma_f16(uint32_t a, uint32_t b, uint32_t c) {
                                                    __builtin_bit_cast(F16x2, c));
   return __builtin_bit_cast(uint32_t, product);
 }
-// (a & mask) | bits: one v_and_or_b32.
-__device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { return (a & mask) | bits; }
-// The low (high) 16-bit halves of lo and hi as one pair, lo's in the low half: one v_perm_b32
-// (selector bytes 0-3 pick from its second operand, 4-7 from its first).
-__device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x05040100u); }
-__device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x07060302u); }
-// Two fp32 values rounded to bf16, lo in the low half: the high halves joined by one byte permute.
-__device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
-  return high_halves(bf16_in_high_half(lo), bf16_in_high_half(hi));
-}
-// pk_bf16_pack of two results of fp32 operations on bf16 values (see
-// bf16_in_high_half_of_bf16_operands).
-__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) {
-  return high_halves(bf16_in_high_half_of_bf16_operands(lo), bf16_in_high_half_of_bf16_operands(hi));
-}
-// Packed bf16 arithmetic (gfx11 has none): gfx11_bf16_math.cuh, shared with the emulation.
 
 // ---- dot2 (decode) ----
 // v_dot2_f32_f16 / v_dot2_f32_bf16 read packed 16-bit pairs straight from a VGPR, so an operand

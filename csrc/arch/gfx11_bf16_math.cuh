@@ -1,11 +1,41 @@
-// Packed bf16 arithmetic of gfx11, which has no packed bf16 instructions: each half is widened
-// (exact), combined in fp32 and narrowed with round to nearest even, the result of an IEEE bf16
-// operation. Included by arch.cuh after gfx11.cuh or rdna3_emu.cuh (whose pk_bf16_pack and as_float
-// it uses), so that the emulation runs this very code.
+// gfx11's bf16 arithmetic on the bits: it has neither a bf16 convert nor packed bf16 instructions.
+// Included by gfx11.cuh and by rdna3_emu.cuh, after their as_float / as_uint / high_halves, so that
+// the emulation build runs this very code in every bf16 kernel; tests/test_gfx11_bf16_rounding.py
+// also runs the two roundings on the CPU against torch's (host and device functions of the bits).
 #pragma once
 
 namespace w4a16::arch {
 
+// The fp32 value of bits u rounded to bf16 (nearest even) in the high half: adding 0x7fff and bit
+// 16 carries into bit 16 exactly when rounding goes up; a NaN takes the quiet bit instead (the carry
+// could turn it into infinity). Selected, not branched: an early return for NaN compiled to an
+// exec-mask branch per value inside the bf16 WMMA staging loop.
+__host__ __device__ inline uint32_t bf16_in_high_half(uint32_t u) {
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  return (nan ? u | 0x00400000u : u) + (nan ? 0u : 0x7fffu + ((u >> 16) & 1u));
+}
+
+// The same rounding for a value that is NaN only with a zero low half, as every NaN of an fp32
+// operation on bf16 values is (an operand's, propagated, or the default NaN 0x7fc00000): the carry
+// then stays in the low half, so a NaN stays NaN without the select (2 instructions instead of 7).
+__host__ __device__ inline uint32_t bf16_in_high_half_of_bf16_operands(uint32_t u) {
+  return u + 0x7fffu + ((u >> 16) & 1u);
+}
+
+// x rounded to bf16 bits (NaN kept quiet).
+__device__ inline uint16_t bf16_bits(float x) { return static_cast<uint16_t>(bf16_in_high_half(as_uint(x)) >> 16); }
+
+// Two fp32 values rounded to bf16, lo in the low half: the high halves joined by one byte permute.
+__device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
+  return high_halves(bf16_in_high_half(as_uint(lo)), bf16_in_high_half(as_uint(hi)));
+}
+// pk_bf16_pack of two results of fp32 operations on bf16 values (bf16_in_high_half_of_bf16_operands).
+__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) {
+  return high_halves(bf16_in_high_half_of_bf16_operands(as_uint(lo)), bf16_in_high_half_of_bf16_operands(as_uint(hi)));
+}
+
+// Packed bf16 subtraction: each half widened (exact), subtracted in fp32 and rounded to nearest
+// even, the result of an IEEE bf16 subtraction.
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {
   return pk_bf16_pack(as_float(a << 16) - as_float(b << 16), as_float(a & 0xFFFF0000u) - as_float(b & 0xFFFF0000u));
 }

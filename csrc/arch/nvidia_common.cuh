@@ -32,16 +32,6 @@ __device__ inline float bits_to_float(uint32_t bits16) {
   }
 }
 
-// fp32 -> fp16 / bf16 bits, round to nearest even.
-template <bool kBf16>
-__device__ inline uint16_t float_to_bits(float x) {
-  if constexpr (kBf16) {
-    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
-  } else {
-    return __half_as_ushort(__float2half_rn(x));
-  }
-}
-
 // bias[n] for output column n of the WMMA epilogue (bias not null), 0 past N: predicated loads,
 // which ptxas issues one by one. Unpredicated, as gfx11 reads it, ptxas batched them and the peak
 // registers rose (128x128 wgmma tile with act-order 128 -> 130: one block per SM fewer).
@@ -63,11 +53,6 @@ __device__ inline uint32_t bits_of_pair(Pair pair) {
   memcpy(&u, &pair, sizeof(u));
   return u;
 }
-
-// Two fp32 values rounded to bf16 (nearest even), lo in the low half: one F2FP on sm_90.
-__device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bits_of_pair(__floats2bfloat162_rn(lo, hi)); }
-// The same for results of fp32 operations on bf16 values (gfx11 saves its NaN select there).
-__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) { return pk_bf16_pack(lo, hi); }
 
 // Packed fp16 arithmetic on bit pairs (HSUB2 / HMUL2 / HFMA2), IEEE round to nearest even as gfx11's
 // v_pk_add_f16 / v_pk_mul_f16 / v_pk_fma_f16 compute them (fp16 denormals kept).

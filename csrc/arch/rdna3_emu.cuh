@@ -10,9 +10,25 @@
 namespace w4a16::arch {
 
 // ---- common ----
-// Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh. Packed bf16 arithmetic: gfx11's
-// own code, gfx11_bf16_math.cuh.
+// Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh. bf16 rounding and packed bf16
+// arithmetic: gfx11's own code, gfx11_bf16_math.cuh (included below).
 constexpr int kWaveSize = 32;  // an NVIDIA warp models one RDNA3 wave32
+
+}  // namespace w4a16::arch
+
+#include "gfx11_bf16_math.cuh"
+
+namespace w4a16::arch {
+
+// fp32 -> fp16 / bf16 bits, round to nearest even: bf16 as gfx11 rounds it (NaN kept quiet).
+template <bool kBf16>
+__device__ inline uint16_t float_to_bits(float x) {
+  if constexpr (kBf16) {
+    return bf16_bits(x);
+  } else {
+    return __half_as_ushort(__float2half_rn(x));
+  }
+}
 
 // ---- dot2 (decode) ----
 // v_dot2_f32_f16 / v_dot2_f32_bf16 modelled in fp32; the decode math is gfx11's own
