@@ -100,8 +100,9 @@ struct GroupDequant<false> {
 // bf16: gfx11 has no packed bf16 math, so fp32: the nibble in the mantissa of 16.0 (bits 19-22, ulp
 // 1 there) is 16 + q, and (16 + q) * s - (16 + z) * s is (q - z) * s in one FMA: (16 + z) * s is
 // exact in fp32 (5-bit times 8-bit significand), so the FMA is exact too ((q - z) * s fits 12 bits)
-// and only the rounding to bf16 remains. That holds for |s| < 2^123 (every real scale: past it
-// (16 + z) * s overflows). A NaN there comes from the bf16 scale or is the default NaN: the
+// and only the rounding to bf16 remains. That holds for |s| < 2^123, every real scale. A scale past
+// it, infinite or NaN gets scale 0 and offset +infinity instead: its group dequantises to +infinity
+// and its outputs are not finite, as the reference's are. So the FMA never gives NaN, and the
 // rounding needs no NaN select.
 template <>
 struct GroupDequant<true> {
@@ -113,7 +114,8 @@ template <bool kBf16>
 __device__ inline GroupDequant<kBf16> make_group_dequant(uint16_t scale_bits, uint32_t zero) {
   if constexpr (kBf16) {
     const float s = arch::bits_to_float<true>(scale_bits);
-    return {s, -static_cast<float>(16u + zero) * s};
+    const bool exact = fabsf(s) < 0x1p123f;  // false for NaN
+    return {exact ? s : 0.0f, exact ? -static_cast<float>(16u + zero) * s : arch::as_float(0x7F800000u)};
   } else {
     return {(0x6400u + zero) * 0x00010001u, scale_bits * 0x00010001u};
   }
@@ -128,8 +130,8 @@ __device__ inline void dequant8(uint32_t w, const GroupDequant<kBf16>& g, uint32
       const uint32_t t = w >> (8 * j);
       const float offset_lo = arch::as_float(0x41800000u | (t & 0xFu) << 19);  // 16 + q
       const float offset_hi = arch::as_float(0x41800000u | (t & 0xF0u) << 15);
-      out[j] = arch::pk_bf16_pack_of_bf16_operands(fmaf(offset_lo, g.scale, g.neg_offset_scale),
-                                                   fmaf(offset_hi, g.scale, g.neg_offset_scale));
+      out[j] = arch::pk_bf16_pack_of_non_nan(fmaf(offset_lo, g.scale, g.neg_offset_scale),
+                                             fmaf(offset_hi, g.scale, g.neg_offset_scale));
     }
   } else {
 #pragma unroll

@@ -26,8 +26,8 @@ __device__ inline uint16_t float_to_bits(float x) {
 
 // Two fp32 values rounded to bf16 (nearest even), lo in the low half: one F2FP on sm_90.
 __device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bits_of_pair(__floats2bfloat162_rn(lo, hi)); }
-// The same for results of fp32 operations on bf16 values (gfx11 saves its NaN select there).
-__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) { return pk_bf16_pack(lo, hi); }
+// The same for two values known not to be NaN (gfx11 saves its NaN select there).
+__device__ inline uint32_t pk_bf16_pack_of_non_nan(float lo, float hi) { return pk_bf16_pack(lo, hi); }
 
 // Packed bf16 subtraction (sm_90 has it natively), IEEE round to nearest even.
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {

@@ -15,10 +15,10 @@ __host__ __device__ inline uint32_t bf16_in_high_half(uint32_t u) {
   return (nan ? u | 0x00400000u : u) + (nan ? 0u : 0x7fffu + ((u >> 16) & 1u));
 }
 
-// The same rounding for a value that is NaN only with a zero low half, as every NaN of an fp32
-// operation on bf16 values is (an operand's, propagated, or the default NaN 0x7fc00000): the carry
-// then stays in the low half, so a NaN stays NaN without the select (2 instructions instead of 7).
-__host__ __device__ inline uint32_t bf16_in_high_half_of_bf16_operands(uint32_t u) {
+// The same rounding for a value known not to be NaN (infinity rounds to itself): no select, 2
+// instructions instead of 7. A NaN could carry into the sign bit (0x7fffffff, NVIDIA's canonical
+// NaN, became -0 in the emulation build), so a caller must rule NaN out by construction.
+__host__ __device__ inline uint32_t bf16_in_high_half_of_non_nan(uint32_t u) {
   return u + 0x7fffu + ((u >> 16) & 1u);
 }
 
@@ -29,9 +29,9 @@ __device__ inline uint16_t bf16_bits(float x) { return static_cast<uint16_t>(bf1
 __device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
   return high_halves(bf16_in_high_half(as_uint(lo)), bf16_in_high_half(as_uint(hi)));
 }
-// pk_bf16_pack of two results of fp32 operations on bf16 values (bf16_in_high_half_of_bf16_operands).
-__device__ inline uint32_t pk_bf16_pack_of_bf16_operands(float lo, float hi) {
-  return high_halves(bf16_in_high_half_of_bf16_operands(as_uint(lo)), bf16_in_high_half_of_bf16_operands(as_uint(hi)));
+// pk_bf16_pack of two values known not to be NaN (bf16_in_high_half_of_non_nan).
+__device__ inline uint32_t pk_bf16_pack_of_non_nan(float lo, float hi) {
+  return high_halves(bf16_in_high_half_of_non_nan(as_uint(lo)), bf16_in_high_half_of_non_nan(as_uint(hi)));
 }
 
 // Packed bf16 subtraction: each half widened (exact), subtracted in fp32 and rounded to nearest
