@@ -118,8 +118,9 @@ def test_perm_out_of_range_gives_nan_not_a_fault(build, op):
 @pytest.mark.parametrize("op,m", [("gemm_dot2", 4), ("gemm_wmma", 64)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_non_finite_scale_gives_a_non_finite_column_not_a_finite_one(build, op, m, dtype):
-    """A NaN or infinite scale reaches every output of its column (the dequantisation's roundings
-    keep NaN; gfx11's bf16 one has no NaN select there), and the other columns stay right."""
+    """A NaN or infinite scale reaches every output of its column, and the other columns stay
+    right. The bf16 WMMA staging rounds without a NaN select (gfx11's code, which the emulation
+    build runs): there such a scale dequantises its group to infinity."""
     from w4a16_rdna3.reference import gemm_reference
 
     args = good_args()
