@@ -82,64 +82,46 @@ __device__ inline void centred_int_pairs(uint32_t w, const CentredPairs& d, uint
   }
 }
 
-// ---- full dequant: (q - z) * s as fp16 / bf16, natural K order ----
+// ---- full dequant for the WMMA tiles: (q - z) * s as fp16 / bf16 ----
 
-// Per (group, column) constants of dequant8, built once per group.
-template <bool kBf16>
-struct GroupDequant;
+// fp16, in the pair order of offset_int_pairs: out[j] = dequantised K offsets (j, j + 4) of one b_q
+// int32, the exact q - z pairs of centred_int_pairs times s (one rounding). Folding into
+// q * s - (1024 + z) * s would round the constant to fp16 first (FACTS.md). On gfx11 13 instructions
+// a word; the natural K order took about 24 (three shifts and masks per pair).
+__device__ inline void dequant8_paired_f16(uint32_t w, uint32_t zero, uint16_t scale_bits, uint32_t (&out)[4]) {
+  uint32_t centred[4];
+  centred_int_pairs<false>(w, make_centred_pairs<false>(zero), centred);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) out[j] = arch::pk_mul_f16(centred[j], scale_bits * 0x00010001u);
+}
 
-// fp16: 1024 + q (0x6400 | q) minus 1024 + z is the exact integer q - z (both are fp16 integers
-// below 2048); the one multiply by s then rounds once. Folding into q * s - (1024 + z) * s would
-// round the constant to fp16 first (FACTS.md).
-template <>
-struct GroupDequant<false> {
-  uint32_t zero_pair;   // fp16 (1024 + z) in both halves
-  uint32_t scale_pair;  // s in both halves
-};
-
-// bf16: gfx11 has no packed bf16 math, so fp32: the nibble in the mantissa of 16.0 (bits 19-22, ulp
-// 1 there) is 16 + q, and (16 + q) * s - (16 + z) * s is (q - z) * s in one FMA: (16 + z) * s is
-// exact in fp32 (5-bit times 8-bit significand), so the FMA is exact too ((q - z) * s fits 12 bits)
-// and only the rounding to bf16 remains. That holds for |s| < 2^123, every real scale. A scale past
-// it, infinite or NaN gets scale 0 and offset +infinity instead: its group dequantises to +infinity
-// and its outputs are not finite, as the reference's are. So the FMA never gives NaN, and the
-// rounding needs no NaN select.
-template <>
-struct GroupDequant<true> {
+// bf16, in natural K order: gfx11 has no packed bf16 math, so fp32, one value at a time: the nibble
+// in the mantissa of 16.0 (bits 19-22, ulp 1 there) is 16 + q, and (16 + q) * s - (16 + z) * s is
+// (q - z) * s in one FMA: (16 + z) * s is exact in fp32 (5-bit times 8-bit significand), so the FMA
+// is exact too ((q - z) * s fits 12 bits) and only the rounding to bf16 remains. That holds for
+// |s| < 2^123, every real scale. A scale past it, infinite or NaN gets scale 0 and offset +infinity
+// instead: its group dequantises to +infinity and its outputs are not finite, as the reference's
+// are. So the FMA never gives NaN, and the rounding needs no NaN select.
+struct Bf16GroupDequant {
   float scale;
   float neg_offset_scale;  // -(16 + z) * s
-};
 
-template <bool kBf16>
-__device__ inline GroupDequant<kBf16> make_group_dequant(uint16_t scale_bits, uint32_t zero) {
-  if constexpr (kBf16) {
+  __device__ static Bf16GroupDequant of(uint16_t scale_bits, uint32_t zero) {
     const float s = arch::bits_to_float<true>(scale_bits);
     const bool exact = fabsf(s) < 0x1p123f;  // false for NaN
     return {exact ? s : 0.0f, exact ? -static_cast<float>(16u + zero) * s : arch::as_float(0x7F800000u)};
-  } else {
-    return {(0x6400u + zero) * 0x00010001u, scale_bits * 0x00010001u};
   }
-}
+};
 
 // out[j] = dequantised K offsets (2j, 2j + 1) of one b_q int32, low half first.
-template <bool kBf16>
-__device__ inline void dequant8(uint32_t w, const GroupDequant<kBf16>& g, uint32_t (&out)[4]) {
-  if constexpr (kBf16) {
+__device__ inline void dequant8_bf16(uint32_t w, const Bf16GroupDequant& g, uint32_t (&out)[4]) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t t = w >> (8 * j);
-      const float offset_lo = arch::as_float(0x41800000u | (t & 0xFu) << 19);  // 16 + q
-      const float offset_hi = arch::as_float(0x41800000u | (t & 0xF0u) << 15);
-      out[j] = arch::pk_bf16_pack_of_non_nan(fmaf(offset_lo, g.scale, g.neg_offset_scale),
-                                             fmaf(offset_hi, g.scale, g.neg_offset_scale));
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t t = w >> (8 * j);
-      const uint32_t biased = 0x64006400u | (t & 0xFu) | ((t << 12) & 0x000F0000u);
-      out[j] = arch::pk_mul_f16(arch::pk_sub_f16(biased, g.zero_pair), g.scale_pair);
-    }
+  for (int j = 0; j < 4; ++j) {
+    const uint32_t t = w >> (8 * j);
+    const float offset_lo = arch::as_float(0x41800000u | (t & 0xFu) << 19);  // 16 + q
+    const float offset_hi = arch::as_float(0x41800000u | (t & 0xF0u) << 15);
+    out[j] = arch::pk_bf16_pack_of_non_nan(fmaf(offset_lo, g.scale, g.neg_offset_scale),
+                                           fmaf(offset_hi, g.scale, g.neg_offset_scale));
   }
 }
 

@@ -73,10 +73,19 @@ struct WmmaGemmArgs {
   GroupDivisor group;      // K index -> its group (row of scales and zeros)
 };
 
+// fp16 tiles hold each 8-value K piece of A and B in LDS in the pair order of the decode,
+// K offsets (0, 4), (1, 5), (2, 6), (3, 7) (dequant.cuh): the weights then come from one and-or per
+// pair (dequant8_paired_f16) for one byte permute per pair of activations. Both operands share the
+// order, so the products meet as in natural order. bf16 goes through fp32 one value at a time, where
+// the order saves nothing: natural order.
+template <bool kBf16>
+constexpr bool kPairedK = !kBf16;
+
 // One thread's share of the next K tile, held in registers while the current tile is multiplied.
 template <class Tile>
 struct WmmaStage {
-  uint4 a[Tile::kAVecs];            // 8 consecutive K values of one row of a (zero past K)
+  uint4 a[Tile::kAVecs];            // 8 K values of one row of a (zero past K): K order, or paired
+                                    // where gathered through perm for a paired tile
   uint32_t b[Tile::kBWords];        // one b_q word: 8 K values of one column (0 past K)
   uint16_t scale[Tile::kBWords];    // its group's scale (0 past K, so the word dequantises to 0)
   uint32_t zero[Tile::kBWords];     // its group's zero point
@@ -134,7 +143,7 @@ struct StageSource {
 
 // Loads K tile k0 into registers. kMaskK: the tile may reach past k_end, the end of the block's
 // K range (only its last tile can); K % 8 == 0, so a vector or word is wholly inside or outside.
-template <class Tile, bool kHasZeros, bool kHasPerm, bool kMaskK>
+template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm, bool kMaskK>
 __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& src, const StageMap<Tile>& at,
                                   const WmmaGemmArgs& p, int k0, int k_end) {
   const int ka = k0 + at.a_k;
@@ -152,7 +161,12 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
     if (a_inside) {
       const uint16_t* a_row = src.a_row[j];
-      if constexpr (kHasPerm) {
+      if constexpr (kHasPerm && kPairedK<kBf16>) {
+        val.x = a_row[c0.x] | (static_cast<uint32_t>(a_row[c1.x]) << 16);
+        val.y = a_row[c0.y] | (static_cast<uint32_t>(a_row[c1.y]) << 16);
+        val.z = a_row[c0.z] | (static_cast<uint32_t>(a_row[c1.z]) << 16);
+        val.w = a_row[c0.w] | (static_cast<uint32_t>(a_row[c1.w]) << 16);
+      } else if constexpr (kHasPerm) {
         val.x = a_row[c0.x] | (static_cast<uint32_t>(a_row[c0.y]) << 16);
         val.y = a_row[c0.z] | (static_cast<uint32_t>(a_row[c0.w]) << 16);
         val.z = a_row[c1.x] | (static_cast<uint32_t>(a_row[c1.y]) << 16);
@@ -185,20 +199,30 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
   }
 }
 
-// Registers -> LDS buffer: activations as they are, weights dequantised (natural K order) so the
-// 8 values of a word become one 16-byte piece of row n of the [n][k] B tile. Where a piece sits is
-// the arch's layout (Tile::Lds).
-template <class Tile, bool kBf16>
+// Registers -> LDS buffer: activations (paired here where loaded in K order for a paired tile, after
+// their loads, so that they stay in flight under the multiply), weights dequantised so the 8 values
+// of a word become one 16-byte piece of row n of the [n][k] B tile, in the tile's K order. Where a
+// piece sits is the arch's layout (Tile::Lds).
+template <class Tile, bool kBf16, bool kHasPerm>
 __device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Tile>& at, uint16_t* a_lds,
                                    uint16_t* b_lds) {
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    *reinterpret_cast<uint4*>(a_lds + Tile::Lds::index(at.a_row + j * StageMap<Tile>::kARowStep, at.a_k)) = st.a[j];
+    uint4 piece = st.a[j];
+    if constexpr (kPairedK<kBf16> && !kHasPerm) {
+      const arch::U32x4 paired = interleave_pairs({piece.x, piece.y, piece.z, piece.w});
+      piece = make_uint4(paired.x, paired.y, paired.z, paired.w);
+    }
+    *reinterpret_cast<uint4*>(a_lds + Tile::Lds::index(at.a_row + j * StageMap<Tile>::kARowStep, at.a_k)) = piece;
   }
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
     uint32_t q[4];
-    dequant8<kBf16>(st.b[j], make_group_dequant<kBf16>(st.scale[j], st.zero[j]), q);
+    if constexpr (kPairedK<kBf16>) {
+      dequant8_paired_f16(st.b[j], st.zero[j], st.scale[j], q);
+    } else {
+      dequant8_bf16(st.b[j], Bf16GroupDequant::of(st.scale[j], st.zero[j]), q);
+    }
     *reinterpret_cast<uint4*>(b_lds + Tile::Lds::index(at.b_col, at.b_k + j * StageMap<Tile>::kBKStep)) =
         make_uint4(q[0], q[1], q[2], q[3]);
   }
@@ -245,7 +269,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   const int k_tiles = (k_end - k_begin + Tile::kBK - 1) / Tile::kBK;
   const int k_whole_tiles = (k_end - k_begin) / Tile::kBK;
   const auto load = [&](WmmaStage<Tile>& into, int kt, auto mask_k) {
-    load_stage<Tile, kHasZeros, kHasPerm, decltype(mask_k)::value>(into, src, at, p, k_begin + kt * Tile::kBK, k_end);
+    load_stage<Tile, kBf16, kHasZeros, kHasPerm, decltype(mask_k)::value>(into, src, at, p, k_begin + kt * Tile::kBK, k_end);
   };
   constexpr std::false_type kWhole{};
   constexpr std::true_type kMasked{};
@@ -259,7 +283,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   uint16_t* next = lds + Tile::kStageElems;
   const auto step = [&](const WmmaStage<Tile>& held) {
     Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
-    store_stage<Tile, kBf16>(held, at, next, next + Tile::kAElems);
+    store_stage<Tile, kBf16, kHasPerm>(held, at, next, next + Tile::kAElems);
     Math::wait(acc);
     Math::fence_operand_stores();
     arch::barrier();
@@ -268,7 +292,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     next = done;
   };
   const auto store_first = [&](const WmmaStage<Tile>& tile0) {
-    store_stage<Tile, kBf16>(tile0, at, lds, lds + Tile::kAElems);
+    store_stage<Tile, kBf16, kHasPerm>(tile0, at, lds, lds + Tile::kAElems);
     Math::fence_operand_stores();
     arch::barrier();
   };
