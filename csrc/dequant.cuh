@@ -45,7 +45,7 @@ __device__ inline arch::U32x4 interleave_pairs(const arch::U32x4& v) {
           arch::high_halves(v.y, v.w)};
 }
 
-// ---- decode with tensor cores: exact q - z pairs in the (j, j + 4) order, scale applied later ----
+// ---- exact q - z pairs in the (j, j + 4) order: NVIDIA's decode and the fp16 WMMA tiles ----
 
 // 1024 + q (fp16 0x6400 | q) or 128 + q (bf16 0x4300 | q, ulp 1 there) minus 1024 + z / 128 + z is
 // the exact integer q - z. fp16's 10-bit mantissa also holds a nibble four bits up: 0x6400 | 16 q is
@@ -87,7 +87,8 @@ __device__ inline void centred_int_pairs(uint32_t w, const CentredPairs& d, uint
 // fp16, in the pair order of offset_int_pairs: out[j] = dequantised K offsets (j, j + 4) of one b_q
 // int32, the exact q - z pairs of centred_int_pairs times s (one rounding). Folding into
 // q * s - (1024 + z) * s would round the constant to fp16 first (FACTS.md). On gfx11 13 instructions
-// a word; the natural K order took about 24 (three shifts and masks per pair).
+// a word besides its two zero-point constants; the natural K order took about 24 (three shifts and
+// masks per pair).
 __device__ inline void dequant8_paired_f16(uint32_t w, uint32_t zero, uint16_t scale_bits, uint32_t (&out)[4]) {
   uint32_t centred[4];
   centred_int_pairs<false>(w, make_centred_pairs<false>(zero), centred);
