@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,12 @@ SHIM = Path(__file__).resolve().parent / "gfx11_host" / "bf16_rounding_shim.hip"
 TOOLCHAIN, NO_TOOLCHAIN_REASON = isa.find_toolchain()
 pytestmark = pytest.mark.skipif(TOOLCHAIN is None, reason=f"gfx11 host rounding test skipped: {NO_TOOLCHAIN_REASON}")
 
+# (fp32 values, without the NaN select?) -> their bf16 bits, as gfx11 rounds them.
+Rounding = Callable[[np.ndarray, bool], np.ndarray]
+
 
 @pytest.fixture(scope="module")
-def round_to_bf16(tmp_path_factory: pytest.TempPathFactory):
+def round_to_bf16(tmp_path_factory: pytest.TempPathFactory) -> Rounding:
     assert TOOLCHAIN is not None
     library = tmp_path_factory.mktemp("gfx11_host") / "bf16_rounding.so"
     cmd = [
@@ -68,7 +72,7 @@ def _is_nan(bits: np.ndarray) -> np.ndarray:
     return (bits & 0x7FFF) > 0x7F80
 
 
-def test_rounding_matches_torch_and_keeps_nans(round_to_bf16) -> None:
+def test_rounding_matches_torch_and_keeps_nans(round_to_bf16: Rounding) -> None:
     x = _inputs()
     ours, theirs = round_to_bf16(x, False), _torch_bf16_bits(x)
     nan = np.isnan(x)
@@ -76,7 +80,7 @@ def test_rounding_matches_torch_and_keeps_nans(round_to_bf16) -> None:
     assert _is_nan(ours[nan]).all(), "a NaN input did not round to a bf16 NaN"
 
 
-def test_rounding_without_nan_select_is_the_same_off_nan(round_to_bf16) -> None:
+def test_rounding_without_nan_select_is_the_same_off_nan(round_to_bf16: Rounding) -> None:
     x = _inputs()
     full, short = round_to_bf16(x, False), round_to_bf16(x, True)
     nan = np.isnan(x)
