@@ -112,7 +112,6 @@ def test_perm_out_of_range_gives_nan_not_a_fault(build, op):
     assert bool(torch.isnan(out).all())
 
 
-
 @requires_cuda
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("op,m", [("gemm_dot2", 4), ("gemm_wmma", 64)])
