@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from w4a16_rdna3 import isa
+from w4a16_rdna3 import hip_host, isa
 
 REPO = Path(__file__).resolve().parents[1]
 SHIM = Path(__file__).resolve().parent / "gfx11_host" / "bf16_rounding_shim.hip"
@@ -34,11 +34,8 @@ Rounding = Callable[[np.ndarray, bool], np.ndarray]
 def round_to_bf16(tmp_path_factory: pytest.TempPathFactory) -> Rounding:
     assert TOOLCHAIN is not None
     library = tmp_path_factory.mktemp("gfx11_host") / "bf16_rounding.so"
-    cmd = [
-        TOOLCHAIN.clang, "-x", "hip", "--cuda-host-only", "--offload-arch=gfx1100", "-nogpulib",
-        "-D__HIP_PLATFORM_AMD__=1", "-O2", "-std=c++17", "-fPIC", "-shared",
-        "-I", str(REPO / "csrc"), "-o", str(library), str(SHIM),
-    ]
+    cmd = hip_host.host_compile_command(TOOLCHAIN.clang, "gfx1100", REPO / "csrc")
+    cmd += ["-fPIC", "-shared", "-o", str(library), str(SHIM)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
     function = ctypes.CDLL(str(library)).round_to_bf16

@@ -83,13 +83,17 @@ def translation_unit(sources: tuple[HostSource, ...]) -> str:
     )
 
 
-def compile_host(clang: str, tu: Path, include_dir: Path, arch: str) -> None:
-    # The defines the ROCm build gives its modules (CMakeLists.txt).
-    cmd = [
+def host_compile_command(clang: str, arch: str, include_dir: Path) -> list[str]:
+    """`clang` compiling HIP source host-side only for `arch`, with the defines the ROCm build gives
+    its modules (CMakeLists.txt); the caller adds its output and sources."""
+    return [
         clang, "-x", "hip", "--cuda-host-only", f"--offload-arch={arch}", "-nogpulib",
         "-D__HIP_PLATFORM_AMD__=1", "-DUSE_ROCM=1", "-O1", "-std=c++17", "-I", str(include_dir),
-        "-c", "-o", str(tu.with_suffix(".o")), str(tu),
     ]
+
+
+def compile_host(clang: str, tu: Path, include_dir: Path, arch: str) -> None:
+    cmd = host_compile_command(clang, arch, include_dir) + ["-c", "-o", str(tu.with_suffix(".o")), str(tu)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise HipHostCheckError(
