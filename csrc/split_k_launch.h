@@ -17,8 +17,7 @@ inline int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 template <bool kBf16>
 cudaError_t launch_split_k_reduce(const float* partial, int splits, int m, int n, const uint16_t* bias, uint16_t* out,
                                   cudaStream_t stream) {
-  const size_t total = static_cast<size_t>(m) * n;
-  const auto blocks = static_cast<unsigned>((total + kSplitKReduceThreads - 1) / kSplitKReduceThreads);
+  const auto blocks = static_cast<unsigned>(ceil_div(static_cast<int64_t>(m) * n, kSplitKReduceThreads));
   split_k_reduce_kernel<kBf16><<<blocks, kSplitKReduceThreads, 0, stream>>>(partial, splits, m, n, bias, out);
   return cudaGetLastError();
 }
