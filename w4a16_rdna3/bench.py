@@ -29,6 +29,7 @@ class Int4Layer:
     b_q: torch.Tensor
     scales: torch.Tensor
     zeros: torch.Tensor | None
+    perm: torch.Tensor | None
 
 
 def l2_cache_bytes(device: torch.device) -> int:
@@ -43,12 +44,13 @@ def copies_to_exceed_l2(bytes_per_copy: int, device: torch.device) -> int:
     return max(2, math.ceil(2 * l2_cache_bytes(device) / max(1, bytes_per_copy)))
 
 
-def int4_bytes(k: int, n: int, group_size: int, dtype: torch.dtype, zeros: bool) -> int:
-    """Bytes a W4A16 GEMM must read for its weights: int4 values, scales and packed zeros."""
+def int4_bytes(k: int, n: int, group_size: int, dtype: torch.dtype, zeros: bool, act_order: bool = False) -> int:
+    """Bytes a W4A16 GEMM must read for its weights: int4 values, scales, packed zeros, perm."""
     groups = k // group_size
     scale_bytes = groups * n * torch.finfo(dtype).bits // 8
     zero_bytes = groups * n // 2 if zeros else 0
-    return k * n // 2 + scale_bytes + zero_bytes
+    perm_bytes = 4 * k if act_order else 0
+    return k * n // 2 + scale_bytes + zero_bytes + perm_bytes
 
 
 def bandwidth_limit_us(nbytes: int, bandwidth_gbs: float) -> float:
@@ -57,11 +59,14 @@ def bandwidth_limit_us(nbytes: int, bandwidth_gbs: float) -> float:
 
 
 def random_int4_layer(
-    k: int, n: int, group_size: int, dtype: torch.dtype, device: torch.device, *, zeros: bool, seed: int
+    k: int, n: int, group_size: int, dtype: torch.dtype, device: torch.device, *, zeros: bool, seed: int,
+    act_order: bool = False,
 ) -> Int4Layer:
     """Random kernel-layout weights made on the device (fast for large layers).
 
-    Scales are positive, about 1/(8 sqrt(K)) so outputs stay O(|a|) for a ~ N(0, 1).
+    Scales are positive, about 1/(8 sqrt(K)) so outputs stay O(|a|) for a ~ N(0, 1). With
+    `act_order`, perm is a random permutation of K: every activation gather scattered, as in a
+    GPTQ desc_act checkpoint.
     """
     gen = torch.Generator(device=device).manual_seed(seed)
     b_q = torch.randint(-(2**31), 2**31, (k // _PACK_FACTOR, n), generator=gen, device=device, dtype=torch.int64)
@@ -70,7 +75,10 @@ def random_int4_layer(
     if zeros:
         z = torch.randint(-(2**31), 2**31, (k // group_size, n // _PACK_FACTOR), generator=gen, device=device,
                           dtype=torch.int64).to(torch.int32)
-    return Int4Layer(b_q=b_q.to(torch.int32), scales=scale.to(dtype), zeros=z)
+    perm = None
+    if act_order:
+        perm = torch.randperm(k, generator=gen, device=device).to(torch.int32)
+    return Int4Layer(b_q=b_q.to(torch.int32), scales=scale.to(dtype), zeros=z, perm=perm)
 
 
 def time_us(call: Callable[[int], object], copies: int, *, warmup: int = 10, reps: int = 100) -> float:

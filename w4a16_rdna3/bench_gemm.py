@@ -1,12 +1,15 @@
 """W4A16 GEMM benchmark: Triton fallback, native extension paths, dense matmul, copy limit.
 
 One run on the available GPU times every path on the same shapes, so the ratios compare numbers
-taken together. Bandwidth is counted over the int4 bytes (weights + scales + zeros): the bytes a
-W4A16 kernel cannot avoid reading; "% copy" relates it to a device-to-device copy measured in
-the same run.
+taken together. Bandwidth is counted over the int4 bytes (weights + scales + zeros + perm): the
+bytes a W4A16 kernel cannot avoid reading; "% copy" relates it to a device-to-device copy measured
+in the same run.
 
-    w4a16-rdna3 bench [--quick] [--dtype float16|bfloat16] [--out DIR]
+    w4a16-rdna3 bench [--quick] [--dtype float16|bfloat16] [--zeros] [--act-order] [--m M ...]
+                      [--out DIR]
     python benchmarks/bench_gemm.py ...   (the same, from a checkout)
+
+The layers are symmetric by default; --zeros adds zero points, --act-order a random perm.
 """
 
 import argparse
@@ -38,6 +41,22 @@ QUICK_M = [1, 8, 1024]
 GROUP_SIZE = 128
 
 GemmFn = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which optional parts the timed layers have (dense and the copy limit ignore it)."""
+
+    zeros: bool = False
+    act_order: bool = False
+
+    def name(self) -> str:
+        parts = (["zero points"] if self.zeros else []) + (["act-order"] if self.act_order else [])
+        return " + ".join(parts) or "symmetric"
+
+    def file_tag(self) -> str:
+        """'' for symmetric (the committed result files' names), else e.g. '_zeros_act_order'."""
+        return ("_zeros" if self.zeros else "") + ("_act_order" if self.act_order else "")
 
 
 @dataclass
@@ -78,12 +97,18 @@ def _native_paths(notes: list[str]) -> dict[str, GemmFn]:
     return paths
 
 
-def _time_path(fn: GemmFn, m: int, k: int, n: int, dtype: torch.dtype, device: torch.device, reps: int) -> float:
-    nbytes = int4_bytes(k, n, GROUP_SIZE, dtype, zeros=False)
-    copies = copies_to_exceed_l2(nbytes, device)
-    layers = [random_int4_layer(k, n, GROUP_SIZE, dtype, device, zeros=False, seed=s) for s in range(copies)]
+def _layout_bytes(k: int, n: int, dtype: torch.dtype, layout: Layout) -> int:
+    return int4_bytes(k, n, GROUP_SIZE, dtype, zeros=layout.zeros, act_order=layout.act_order)
+
+
+def _time_path(fn: GemmFn, m: int, k: int, n: int, dtype: torch.dtype, device: torch.device, reps: int,
+               layout: Layout) -> float:
+    copies = copies_to_exceed_l2(_layout_bytes(k, n, dtype, layout), device)
+    layers = [random_int4_layer(k, n, GROUP_SIZE, dtype, device, zeros=layout.zeros, seed=s,
+                                act_order=layout.act_order) for s in range(copies)]
     a = torch.randn((m, k), generator=torch.Generator(device=device).manual_seed(1), device=device).to(dtype)
-    return time_us(lambda i: fn(a, layers[i].b_q, layers[i].scales, None, None, None), copies, reps=reps)
+    return time_us(lambda i: fn(a, layers[i].b_q, layers[i].scales, layers[i].zeros, layers[i].perm, None), copies,
+                   reps=reps)
 
 
 def run_benchmarks(
@@ -91,23 +116,27 @@ def run_benchmarks(
     dtype: torch.dtype = torch.float16,
     progress: Callable[[str], None] | None = None,
     notes: list[str] | None = None,
+    layout: Layout = Layout(),
+    ms: list[int] | None = None,
 ) -> list[Row]:
     """Time every available path; returns one Row per (shape, M, backend), copy limit included.
 
-    `notes` (if given) receives a line for each path that was skipped and why.
+    `notes` (if given) receives a line for each path that was skipped and why; `ms` replaces the
+    default batch sizes.
     """
     if not torch.cuda.is_available():
         raise RuntimeError("bench_gemm needs a GPU (torch.cuda.is_available() is False)")
     device = torch.device("cuda")
     notes = [] if notes is None else notes
     shapes = QUICK_SHAPES if quick else SHAPES
-    ms = QUICK_M if quick else DECODE_M + BATCHED_M + PREFILL_M
+    if ms is None:
+        ms = QUICK_M if quick else DECODE_M + BATCHED_M + PREFILL_M
     copy_gbs = measure_copy_bandwidth(device)
     notes.append(f"device-to-device copy: {copy_gbs:.0f} GB/s ({torch.cuda.get_device_name(device)})")
     paths: dict[str, GemmFn] = {"triton": gemm_triton, **_native_paths(notes)}
     rows: list[Row] = []
     for k, n in shapes:
-        nbytes = int4_bytes(k, n, GROUP_SIZE, dtype, zeros=False)
+        nbytes = _layout_bytes(k, n, dtype, layout)
         for m in ms:
             if progress is not None:
                 progress(f"K={k} N={n} M={m}")
@@ -115,7 +144,7 @@ def run_benchmarks(
             times = {"dense": time_dense_matmul_us(m, k, n, dtype, device, reps=reps)}
             for name, fn in paths.items():
                 try:
-                    times[name] = _time_path(fn, m, k, n, dtype, device, reps)
+                    times[name] = _time_path(fn, m, k, n, dtype, device, reps, layout)
                 except (RuntimeError, NotImplementedError) as exc:
                     notes.append(f"{name} failed at K={k} N={n} M={m}: {exc}")
             times["copy limit"] = bandwidth_limit_us(nbytes, copy_gbs)
@@ -165,22 +194,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two shapes, M in {1, 8, 1024}")
     parser.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
+    parser.add_argument("--zeros", action="store_true", help="layers with zero points (default: symmetric)")
+    parser.add_argument("--act-order", action="store_true", help="layers with a random act-order perm")
+    parser.add_argument("--m", type=int, nargs="+", default=None, metavar="M",
+                        help="batch sizes to time instead of the default list")
     parser.add_argument("--out", type=Path, default=None, help="directory for results .md and .png")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench: no GPU visible to torch; timings need a ROCm or CUDA device", file=sys.stderr)
         return 1
+    if args.m is not None and min(args.m) < 1:
+        parser.error(f"--m: every batch size must be at least 1, got {args.m}")
     dtype = getattr(torch, args.dtype)
+    layout = Layout(zeros=args.zeros, act_order=args.act_order)
     notes: list[str] = []
-    rows = run_benchmarks(args.quick, dtype, progress=lambda s: print(s, file=sys.stderr), notes=notes)
+    rows = run_benchmarks(args.quick, dtype, progress=lambda s: print(s, file=sys.stderr), notes=notes,
+                          layout=layout, ms=args.m)
     device_name = torch.cuda.get_device_name()
-    report = (f"# W4A16 GEMM on {device_name}, {args.dtype}, G={GROUP_SIZE}, symmetric\n\n"
+    report = (f"# W4A16 GEMM on {device_name}, {args.dtype}, G={GROUP_SIZE}, {layout.name()}\n\n"
               f"torch {torch.__version__}\n\n" + "".join(f"- {line}\n" for line in notes) + "\n"
               + format_table(rows))
     print(report)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        stem = f"results_{device_name.replace(' ', '_')}_{args.dtype}"
+        stem = f"results_{device_name.replace(' ', '_')}_{args.dtype}{layout.file_tag()}"
         (args.out / f"{stem}.md").write_text(report)
         if not _plot(rows, args.out / f"{stem}.png"):
             print("matplotlib not installed: no plot written", file=sys.stderr)
