@@ -84,8 +84,7 @@ constexpr bool kPairedK = !kBf16;
 // One thread's share of the next K tile, held in registers while the current tile is multiplied.
 template <class Tile>
 struct WmmaStage {
-  uint4 a[Tile::kAVecs];            // 8 K values of one row of a (zero past K): K order, or paired
-                                    // where gathered through perm for a paired tile
+  uint4 a[Tile::kAVecs];            // 8 K values of one row of a (zero past K), in K order
   uint32_t b[Tile::kBWords];        // one b_q word: 8 K values of one column (0 past K)
   uint16_t scale[Tile::kBWords];    // its group's scale (0 past K, so the word dequantises to 0)
   uint32_t zero[Tile::kBWords];     // its group's zero point
@@ -161,12 +160,7 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
     if (a_inside) {
       const uint16_t* a_row = src.a_row[j];
-      if constexpr (kHasPerm && kPairedK<kBf16>) {
-        val.x = a_row[c0.x] | (static_cast<uint32_t>(a_row[c1.x]) << 16);
-        val.y = a_row[c0.y] | (static_cast<uint32_t>(a_row[c1.y]) << 16);
-        val.z = a_row[c0.z] | (static_cast<uint32_t>(a_row[c1.z]) << 16);
-        val.w = a_row[c0.w] | (static_cast<uint32_t>(a_row[c1.w]) << 16);
-      } else if constexpr (kHasPerm) {
+      if constexpr (kHasPerm) {
         val.x = a_row[c0.x] | (static_cast<uint32_t>(a_row[c0.y]) << 16);
         val.y = a_row[c0.z] | (static_cast<uint32_t>(a_row[c0.w]) << 16);
         val.z = a_row[c1.x] | (static_cast<uint32_t>(a_row[c1.y]) << 16);
@@ -199,17 +193,17 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
   }
 }
 
-// Registers -> LDS buffer: activations (paired here where loaded in K order for a paired tile, after
-// their loads, so that they stay in flight under the multiply), weights dequantised so the 8 values
+// Registers -> LDS buffer: activations (paired here for a paired tile, after their loads, so that
+// they stay in flight under the multiply), weights dequantised so the 8 values
 // of a word become one 16-byte piece of row n of the [n][k] B tile, in the tile's K order. Where a
 // piece sits is the arch's layout (Tile::Lds).
-template <class Tile, bool kBf16, bool kHasPerm>
+template <class Tile, bool kBf16>
 __device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Tile>& at, uint16_t* a_lds,
                                    uint16_t* b_lds) {
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
     uint4 piece = st.a[j];
-    if constexpr (kPairedK<kBf16> && !kHasPerm) {
+    if constexpr (kPairedK<kBf16>) {
       const arch::U32x4 paired = interleave_pairs({piece.x, piece.y, piece.z, piece.w});
       piece = make_uint4(paired.x, paired.y, paired.z, paired.w);
     }
@@ -283,7 +277,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   uint16_t* next = lds + Tile::kStageElems;
   const auto step = [&](const WmmaStage<Tile>& held) {
     Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
-    store_stage<Tile, kBf16, kHasPerm>(held, at, next, next + Tile::kAElems);
+    store_stage<Tile, kBf16>(held, at, next, next + Tile::kAElems);
     Math::wait(acc);
     Math::fence_operand_stores();
     arch::barrier();
@@ -292,7 +286,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     next = done;
   };
   const auto store_first = [&](const WmmaStage<Tile>& tile0) {
-    store_stage<Tile, kBf16, kHasPerm>(tile0, at, lds, lds + Tile::kAElems);
+    store_stage<Tile, kBf16>(tile0, at, lds, lds + Tile::kAElems);
     Math::fence_operand_stores();
     arch::barrier();
   };
