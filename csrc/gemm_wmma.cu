@@ -1,6 +1,7 @@
 // Prefill launcher: picks a block tile from the arch's table (gemm_wmma_kernel.cuh) by M, allocates
-// the split-K workspace where the plan splits K (gemm_wmma_plan.h), and launches the kernel
-// instantiation for (dtype, zeros or symmetric, act-order or not).
+// the split-K workspace where the plan splits K (gemm_wmma_plan.h), gathers act-order activations
+// into the weights' K order (gather_columns_kernel.cuh), and launches the kernel instantiation for
+// (dtype, zeros or symmetric).
 #include "gemm_wmma.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -16,31 +17,37 @@
 namespace w4a16 {
 namespace {
 
-template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
-void launch_tile(WmmaGemmArgs p, const torch::Tensor& a, int64_t sms, cudaStream_t stream) {
+template <class Tile, bool kBf16, bool kHasZeros>
+void launch_tile(WmmaGemmArgs p, const torch::Tensor& a, const int32_t* perm, int64_t sms, cudaStream_t stream) {
   const wmma::Launch shape = wmma::plan_launch<Tile>(p.m, p.n, p.k, sms);
   TORCH_CHECK(shape.row_tiles <= 65535, "gemm_wmma: M = ", std::to_string(p.m), " needs more than 65535 row blocks");
+  torch::Tensor gathered;
+  if (perm != nullptr) {
+    gathered = torch::empty_like(a);
+    auto* const into = reinterpret_cast<uint16_t*>(gathered.data_ptr());
+    C10_CUDA_CHECK((wmma::launch_gather_columns<kBf16>(p.a, perm, p.m, p.k, into, stream)));
+    p.a = into;
+  }
   torch::Tensor workspace;
   if (shape.splits > 1) {
     workspace = torch::empty({shape.splits, p.m, p.n}, a.options().dtype(torch::kFloat));
     p.partial = workspace.data_ptr<float>();
   }
-  C10_CUDA_CHECK((wmma::launch_planned<Tile, kBf16, kHasZeros, kHasPerm>(p, shape, stream)));
+  C10_CUDA_CHECK((wmma::launch_planned<Tile, kBf16, kHasZeros>(p, shape, stream)));
 }
 
 template <class Tile, bool kBf16>
-void launch_flags(const WmmaGemmArgs& p, const torch::Tensor& a, int64_t sms, cudaStream_t stream) {
-  const bool zeros = p.zeros != nullptr, perm = p.perm != nullptr;
-  if (zeros && perm) return launch_tile<Tile, kBf16, true, true>(p, a, sms, stream);
-  if (zeros) return launch_tile<Tile, kBf16, true, false>(p, a, sms, stream);
-  if (perm) return launch_tile<Tile, kBf16, false, true>(p, a, sms, stream);
-  return launch_tile<Tile, kBf16, false, false>(p, a, sms, stream);
+void launch_flags(const WmmaGemmArgs& p, const torch::Tensor& a, const int32_t* perm, int64_t sms,
+                  cudaStream_t stream) {
+  if (p.zeros != nullptr) return launch_tile<Tile, kBf16, true>(p, a, perm, sms, stream);
+  return launch_tile<Tile, kBf16, false>(p, a, perm, sms, stream);
 }
 
 template <class Tile>
-void launch_variant(const WmmaGemmArgs& p, const torch::Tensor& a, int64_t sms, cudaStream_t stream) {
-  if (a.scalar_type() == at::kBFloat16) return launch_flags<Tile, true>(p, a, sms, stream);
-  return launch_flags<Tile, false>(p, a, sms, stream);
+void launch_variant(const WmmaGemmArgs& p, const torch::Tensor& a, const int32_t* perm, int64_t sms,
+                    cudaStream_t stream) {
+  if (a.scalar_type() == at::kBFloat16) return launch_flags<Tile, true>(p, a, perm, sms, stream);
+  return launch_flags<Tile, false>(p, a, perm, sms, stream);
 }
 
 template <class Tile>
@@ -62,7 +69,6 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   p.b_q = reinterpret_cast<const uint32_t*>(b_q.data_ptr());
   p.scales = reinterpret_cast<const uint16_t*>(scales.data_ptr());
   p.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;
-  p.perm = perm ? perm->data_ptr<int32_t>() : nullptr;
   p.bias = bias ? reinterpret_cast<const uint16_t*>(bias->data_ptr()) : nullptr;
   p.out = reinterpret_cast<uint16_t*>(out.data_ptr());
   p.partial = nullptr;
@@ -71,17 +77,18 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   p.k = static_cast<int>(k);
   p.group = GroupDivisor::of(static_cast<int>(k / scales.size(0)));
 
+  const int32_t* const perm_ptr = perm ? perm->data_ptr<int32_t>() : nullptr;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   // The op's device guard makes a's device the current one; ATen caches its properties.
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   // Large tiles reuse each loaded value most; with fragments they only pay once they give every
   // CU/SM a block, with wgmma from M = 128 on (the arch's table says which).
   if (m >= 128 && (kWmmaLargeWithFewBlocks || blocks_of<WmmaTileLarge>(m, n) >= sms)) {
-    launch_variant<WmmaTileLarge>(p, a, sms, stream);
+    launch_variant<WmmaTileLarge>(p, a, perm_ptr, sms, stream);
   } else if (m > 32) {
-    launch_variant<WmmaTileMedium>(p, a, sms, stream);
+    launch_variant<WmmaTileMedium>(p, a, perm_ptr, sms, stream);
   } else {
-    launch_variant<WmmaTileSmall>(p, a, sms, stream);
+    launch_variant<WmmaTileSmall>(p, a, perm_ptr, sms, stream);
   }
 }
 

@@ -1,6 +1,7 @@
-// Prefill W4A16 GEMM on 16x16x16 WMMA tiles: out[M, N] = a[M, K] (gathered through perm) @
-// dequant(b_q)[K, N] (+ bias). Pure device code (no torch), so the gfx1100 ISA check compiles it
-// with clang and the HIP headers alone.
+// Prefill W4A16 GEMM on 16x16x16 WMMA tiles: out[M, N] = a[M, K] @ dequant(b_q)[K, N] (+ bias).
+// Act-order layers come with `a` already in the weights' K order (gather_columns_kernel.cuh).
+// Pure device code (no torch), so the gfx1100 ISA check compiles it with clang and the HIP
+// headers alone.
 //
 // One block computes a kBM x kBN output tile; each wave (warp) owns kWarpM x kWarpN of it as a
 // grid of 16x16 accumulators. K advances kBK at a time through two LDS buffers: while the waves
@@ -64,7 +65,6 @@ struct WmmaGemmArgs {
   const uint32_t* b_q;     // [K / 8, N], nibble i of a word = K offset i
   const uint16_t* scales;  // [K / G, N]
   const uint32_t* zeros;   // [K / G, N / 8] packed along N, or null (symmetric: zero 8)
-  const int32_t* perm;     // [K] (act-order: kernel K index -> column of a), or null
   const uint16_t* bias;    // [N] or null
   uint16_t* out;           // [M, N]
   float* partial;          // [splits, M, N] fp32 sums of each K split, or null (one split: out)
@@ -142,34 +142,14 @@ struct StageSource {
 
 // Loads K tile k0 into registers. kMaskK: the tile may reach past k_end, the end of the block's
 // K range (only its last tile can); K % 8 == 0, so a vector or word is wholly inside or outside.
-template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm, bool kMaskK>
+template <class Tile, bool kBf16, bool kHasZeros, bool kMaskK>
 __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& src, const StageMap<Tile>& at,
                                   const WmmaGemmArgs& p, int k0, int k_end) {
   const int ka = k0 + at.a_k;
   const bool a_inside = !kMaskK || ka < k_end;
-  int4 c0 = make_int4(0, 0, 0, 0), c1 = make_int4(0, 0, 0, 0);
-  if constexpr (kHasPerm) {
-    // Act-order: kernel K index k reads column perm[k] of a; all vectors of a thread share k.
-    if (a_inside) {
-      c0 = *reinterpret_cast<const int4*>(p.perm + ka);
-      c1 = *reinterpret_cast<const int4*>(p.perm + ka + 4);
-    }
-  }
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (a_inside) {
-      const uint16_t* a_row = src.a_row[j];
-      if constexpr (kHasPerm) {
-        val.x = a_row[c0.x] | (static_cast<uint32_t>(a_row[c0.y]) << 16);
-        val.y = a_row[c0.z] | (static_cast<uint32_t>(a_row[c0.w]) << 16);
-        val.z = a_row[c1.x] | (static_cast<uint32_t>(a_row[c1.y]) << 16);
-        val.w = a_row[c1.z] | (static_cast<uint32_t>(a_row[c1.w]) << 16);
-      } else {
-        val = *reinterpret_cast<const uint4*>(a_row + ka);
-      }
-    }
-    st.a[j] = val;
+    st.a[j] = a_inside ? *reinterpret_cast<const uint4*>(src.a_row[j] + ka) : make_uint4(0u, 0u, 0u, 0u);
   }
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
@@ -235,7 +215,7 @@ __device__ inline uint16_t* wmma_lds() {
   }
 }
 
-template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
+template <class Tile, bool kBf16, bool kHasZeros>
 __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGemmArgs p) {
   uint16_t* const lds = wmma_lds<Tile>();
   using Math = arch::WmmaImpl::Math<Tile>;
@@ -263,7 +243,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   const int k_tiles = (k_end - k_begin + Tile::kBK - 1) / Tile::kBK;
   const int k_whole_tiles = (k_end - k_begin) / Tile::kBK;
   const auto load = [&](WmmaStage<Tile>& into, int kt, auto mask_k) {
-    load_stage<Tile, kBf16, kHasZeros, kHasPerm, decltype(mask_k)::value>(into, src, at, p, k_begin + kt * Tile::kBK, k_end);
+    load_stage<Tile, kBf16, kHasZeros, decltype(mask_k)::value>(into, src, at, p, k_begin + kt * Tile::kBK, k_end);
   };
   constexpr std::false_type kWhole{};
   constexpr std::true_type kMasked{};

@@ -1,4 +1,5 @@
-// The prefill kernel's grid and K split for one call, and the launch of that grid. Host code
+// The prefill kernel's grid and K split for one call, the launch of that grid, and the act-order
+// gather that comes before it. Host code
 // without torch, shared by the launcher (gemm_wmma.cu) and the HIP host-code check
 // (w4a16_rdna3/hip_host.py), which compiles it hipified for gfx11 on a machine without ROCm torch.
 #pragma once
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "gather_columns_kernel.cuh"
 #include "gemm_wmma_kernel.cuh"
 #include "split_k_launch.h"
 
@@ -51,9 +53,9 @@ Launch plan_launch(int64_t m, int64_t n, int64_t k, int64_t sms) {
 // One call on the grid of `shape` (row_tiles at most 65535, the grid's y limit): with more than one
 // split, args.partial must hold a [splits, M, N] fp32 workspace, summed by split_k_reduce_kernel
 // after the WMMA kernel. Returns the first error.
-template <class Tile, bool kBf16, bool kHasZeros, bool kHasPerm>
+template <class Tile, bool kBf16, bool kHasZeros>
 cudaError_t launch_planned(WmmaGemmArgs args, const Launch& shape, cudaStream_t stream) {
-  const auto kernel = gemm_wmma_kernel<Tile, kBf16, kHasZeros, kHasPerm>;
+  const auto kernel = gemm_wmma_kernel<Tile, kBf16, kHasZeros>;
   int lds_bytes = 0;
   if constexpr (Tile::Lds::kDynamicLds) {
     // Past 48 KiB a kernel must opt in to dynamic LDS (cheap, and allowed while a graph is captured).
@@ -68,6 +70,16 @@ cudaError_t launch_planned(WmmaGemmArgs args, const Launch& shape, cudaStream_t 
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess || shape.splits == 1) return launched;
   return launch_split_k_reduce<kBf16>(args.partial, static_cast<int>(shape.splits), args.m, args.n, args.bias, args.out, stream);
+}
+
+// Act-order: gathered = a[:, perm] ([M, K], the weights' K order) for the tiles to read as `a`,
+// before them on the same stream. perm 16-byte aligned (ops.cpp). Returns the launch error.
+template <bool kBf16>
+cudaError_t launch_gather_columns(const uint16_t* a, const int32_t* perm, int m, int k, uint16_t* gathered,
+                                  cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>(ceil_div(m, kGatherRowsPerBlock));
+  gather_columns_kernel<kBf16><<<blocks, kGatherThreads, 0, stream>>>(a, perm, m, k, gathered);
+  return cudaGetLastError();
 }
 
 }  // namespace w4a16::wmma

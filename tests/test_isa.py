@@ -197,7 +197,7 @@ def test_waves_per_simd(arch: str, vgprs: int, lds: int, threads: int, waves: in
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
-        ("gemm_wmma_kernel<WmmaTile<32, 64, 32, 2, 2, 1>, true, false, false>", "wmma"),
+        ("gemm_wmma_kernel<WmmaTile<32, 64, 32, 2, 2, 1>, true, false>", "wmma"),
         ("gemm_dot2_kernel<true, true, true, 16, 8>", "dot2"),
         ("split_k_reduce_kernel<true>", "other"),
         ("copy_kernel<WmmaTile<1>>", "other"),
@@ -208,5 +208,5 @@ def test_kernel_kind_reads_the_kernel_name_only(name: str, kind: str) -> None:
 
 
 def test_short_name_drops_return_type_namespaces_and_parameters() -> None:
-    demangled = "void w4a16::gemm_wmma_kernel<w4a16::WmmaTile<32, 64, 32, 2, 2, 1>, true, false, false>(w4a16::WmmaGemmArgs)"
-    assert isa.short_name(demangled) == "gemm_wmma_kernel<WmmaTile<32, 64, 32, 2, 2, 1>, true, false, false>"
+    demangled = "void w4a16::gemm_wmma_kernel<w4a16::WmmaTile<32, 64, 32, 2, 2, 1>, true, false>(w4a16::WmmaGemmArgs)"
+    assert isa.short_name(demangled) == "gemm_wmma_kernel<WmmaTile<32, 64, 32, 2, 2, 1>, true, false>"

@@ -39,16 +39,18 @@ class HostSource:
     functions: tuple[str, ...]  # C++ id-expressions of function template specialisations
 
 
-FLAGS = tuple(itertools.product(("false", "true"), repeat=3))  # (bf16, zeros, perm) template arguments
+DOT2_FLAGS = tuple(itertools.product(("false", "true"), repeat=3))  # (bf16, zeros, perm) template arguments
+WMMA_FLAGS = tuple(itertools.product(("false", "true"), repeat=2))  # (bf16, zeros): perm is gathered first
 
 # Mirrors csrc/gemm_dot2.cu (launch_flags -> launch_rows -> launch) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles -> launch_flags -> launch_tile).
+# (launch_variant over the three tiles -> launch_flags -> launch_tile, which gathers act-order
+# activations first).
 HOST_SOURCES = (
     HostSource(
         "gemm_dot2_plan.h",
         tuple(
             f"w4a16::dot2::{function}<{bf16}, {zeros}, {perm}, {rows}>"
-            for bf16, zeros, perm in FLAGS
+            for bf16, zeros, perm in DOT2_FLAGS
             for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
             for function in ("plan_for_device", "split_meeting", "launch_planned")
         ),
@@ -60,10 +62,9 @@ HOST_SOURCES = (
             for tile in ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
             for function in (
                 f"w4a16::wmma::plan_launch<w4a16::{tile}>",
-                *(f"w4a16::wmma::launch_planned<w4a16::{tile}, {bf16}, {zeros}, {perm}>"
-                  for bf16, zeros, perm in FLAGS),
+                *(f"w4a16::wmma::launch_planned<w4a16::{tile}, {bf16}, {zeros}>" for bf16, zeros in WMMA_FLAGS),
             )
-        ),
+        ) + tuple(f"w4a16::wmma::launch_gather_columns<{bf16}>" for bf16 in ("false", "true")),
     ),
 )
 

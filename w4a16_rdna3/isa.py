@@ -76,7 +76,8 @@ def _bools(count: int) -> list[tuple[str, ...]]:
 
 
 # Mirrors the dispatch in csrc/gemm_dot2.cu (launch_flags/launch_rows) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles), and the K-split reduction both launch. The coverage check
+# (launch_variant over the three tiles, after the act-order gather), and the K-split reduction both
+# launch. The coverage check
 # below fails when a header declares a kernel that is not listed here.
 KERNEL_SOURCES = (
     KernelSource(
@@ -91,10 +92,14 @@ KERNEL_SOURCES = (
     KernelSource(
         "gemm_wmma_kernel.cuh",
         tuple(
-            f"w4a16::gemm_wmma_kernel<w4a16::{tile}, {bf16}, {zeros}, {perm}>"
+            f"w4a16::gemm_wmma_kernel<w4a16::{tile}, {bf16}, {zeros}>"
             for tile in ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
-            for bf16, zeros, perm in _bools(3)
+            for bf16, zeros in _bools(2)
         ),
+    ),
+    KernelSource(
+        "gather_columns_kernel.cuh",
+        tuple(f"w4a16::gather_columns_kernel<{bf16}>" for (bf16,) in _bools(1)),
     ),
     KernelSource(
         "split_k_reduce_kernel.cuh",
