@@ -94,6 +94,18 @@ def test_matches_reference(case: str, kernel: str, dtype: torch.dtype, gen: torc
     assert err <= BOUNDS[dtype], f"relative error {err:.3g} > {BOUNDS[dtype]}"
 
 
+@pytest.mark.parametrize("kernel", list(CONFIGS))
+def test_perm_out_of_range_gives_nan_not_a_fault(kernel: str, gen: torch.Generator) -> None:
+    """perm's values are not checked on the host (that would need a device sync): an entry outside
+    [0, K) turns into NaN in every output instead of an out-of-bounds read."""
+    a, layer, bias = _problem("m3-g32-zeros-actorder-bias", torch.float16, gen)
+    perm = layer.perm.clone()
+    perm[5] = a.shape[1] + 1000
+    perm[9] = -3
+    out = gemm_with_config(a, layer.b_q, layer.scales, layer.zeros, perm, bias, CONFIGS[kernel])
+    assert bool(torch.isnan(out).all())
+
+
 @pytest.mark.parametrize("m", [1, 40])
 def test_op_chooses_a_config_by_m(m: int, gen: torch.Generator) -> None:
     layer = random_layer(256, 64, 128, symmetric=False, act_order=True, dtype=torch.float16, device=DEVICE, seed=m)

@@ -14,7 +14,10 @@ Two kernels share one dequantisation and one epilogue:
   thread per step) keep many loads in flight, and a small split-K (1 to 4 on the benchmark
   shapes) brings the program count to a few per SM.
 * `_tiled_kernel` (M > 2): tensor-core `tl.dot` on a dequantised [BLOCK_K, BLOCK_N] tile, with
-  split-K for decode-sized M.
+  split-K for decode-sized M. Act-order activations are first gathered into the weights' K order
+  (`_gather_columns_kernel`, once per call), so the tiles load `a` in contiguous rows: gathering
+  through `perm` in every tile made act-order prefill several times slower (the native prefill
+  measured 5-7x on an H200 before it gathered first).
 
 Split-K never uses atomics: each split writes fp32 partial sums to its own slice of a workspace,
 and `_splitk_reduce_kernel` adds the slices in a fixed order (split 0, 1, 2, ...), so the same
@@ -186,8 +189,13 @@ def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr
         for i in tl.static_range(8):
             k_idx = rows * 8 + i
             if HAS_PERM:
-                k_idx = tl.load(perm_ptr + k_idx, mask=mask_r, other=0)
-            a_i = tl.load(a_row + k_idx, mask=mask_r, other=0.0).to(tl.float32)
+                # An entry outside [0, K) gives NaN, never an out-of-bounds read.
+                src = tl.load(perm_ptr + k_idx, mask=mask_r, other=0)
+                inside = (src >= 0) & (src < K)
+                a_i = tl.load(a_row + tl.where(inside, src, 0), mask=mask_r, other=0.0).to(tl.float32)
+                a_i = tl.where(inside, a_i, float("nan"))
+            else:
+                a_i = tl.load(a_row + k_idx, mask=mask_r, other=0.0).to(tl.float32)
             if i < 5:
                 w_i = _nibble_minus_zero(packed, 4 * i, zero, two_pow23_bits)
                 part += (a_i * (1.0 / (1 << (4 * i))))[:, None] * w_i
@@ -201,9 +209,25 @@ def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr
 
 
 @triton.jit
-def _tiled_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr,
+def _gather_columns_kernel(a_ptr, perm_ptr, out_ptr, M, K, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out[m, k] = a[m, perm[k]]; an entry outside [0, K) gives NaN, never an out-of-bounds read."""
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_k = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+    mask_k = offs_k < K
+    src = tl.load(perm_ptr + offs_k, mask=mask_k, other=0)
+    inside = (src >= 0) & (src < K)
+    rows = offs_m.to(tl.int64)[:, None] * K
+    mask = (offs_m < M)[:, None] & mask_k[None, :]
+    values = tl.load(a_ptr + rows + tl.where(inside, src, 0)[None, :], mask=mask, other=0.0)
+    # Through fp32, where the interpreter's bf16 values are numbers too (module docstring); exact.
+    values = tl.where(inside[None, :], values.to(tl.float32), float("nan"))
+    tl.store(out_ptr + rows + offs_k[None, :], values.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _tiled_kernel(a_ptr, b_ptr, s_ptr, z_ptr, bias_ptr, out_ptr, ws_ptr,
                   M, N, K, rows_per_split, two_pow23_bits, group_size,
-                  HAS_ZEROS: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
+                  HAS_ZEROS: tl.constexpr, HAS_BIAS: tl.constexpr,
                   IS_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                   BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     """Grid (M blocks * N blocks, splits). Tensor-core tiles; B dequantised in registers."""
@@ -237,8 +261,6 @@ def _tiled_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_pt
         w = _dequant_tile(packed, scale, zero, two_pow23_bits, a_ptr.dtype.element_ty)
         k_idx = r0 * 8 + tl.arange(0, BLOCK_K)
         mask_k = k_idx < row_end * 8
-        if HAS_PERM:
-            k_idx = tl.load(perm_ptr + k_idx, mask=mask_k, other=0)
         a = tl.load(a_rows + k_idx[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         acc = tl.dot(a, w, acc)
     _store_tile(acc, offs_m, offs_n, M, N, pid_k, bias_ptr, out_ptr, ws_ptr, HAS_BIAS, IS_SPLIT)
@@ -259,6 +281,7 @@ def _splitk_reduce_kernel(ws_ptr, bias_ptr, out_ptr, M, N, split_k,
 
 
 _REDUCE_BLOCK = 1024
+_GATHER_BLOCK_M, _GATHER_BLOCK_K = 16, 256
 
 
 @functools.cache
@@ -345,19 +368,25 @@ def _launch(
     is_split = splits > 1
     ws = torch.empty((splits, m, n), dtype=torch.float32, device=a.device) if is_split else out
     # Unused pointer arguments get a valid tensor; their constexpr flag keeps them unread.
-    args = (a, b_q, scales, b_q if zeros is None else zeros, b_q if perm is None else perm,
-            scales if bias is None else bias, out, ws, m, n, k, rows_per_split, _FP32_2POW23_BITS)
-    flags = dict(HAS_ZEROS=zeros is not None, HAS_PERM=perm is not None, HAS_BIAS=bias is not None,
-                 IS_SPLIT=is_split, BLOCK_N=config.block_n, num_warps=config.num_warps)
+    weights = (b_q, scales, b_q if zeros is None else zeros)
+    tail = (scales if bias is None else bias, out, ws, m, n, k, rows_per_split, _FP32_2POW23_BITS)
+    flags = dict(HAS_ZEROS=zeros is not None, HAS_BIAS=bias is not None, IS_SPLIT=is_split,
+                 BLOCK_N=config.block_n, num_warps=config.num_warps)
     if config.kernel == "gemv":
         grid = (m, triton.cdiv(n, config.block_n), splits)
         # The group size is a compile-time constant here (one kernel per G, per K when channelwise):
         # the per-row group index becomes a shift, and a step that lies in one group is known.
-        _gemv_kernel[grid](*args, BLOCK_KP=step_rows, GROUP_ROWS=shape.group_size // PACK_FACTOR,
-                           NUM_STAGES=config.num_stages, EVICT=config.evict, **flags)
+        _gemv_kernel[grid](a, *weights, b_q if perm is None else perm, *tail, BLOCK_KP=step_rows,
+                           GROUP_ROWS=shape.group_size // PACK_FACTOR, NUM_STAGES=config.num_stages,
+                           EVICT=config.evict, HAS_PERM=perm is not None, **flags)
     else:
+        if perm is not None:
+            gathered = torch.empty_like(a)
+            _gather_columns_kernel[(triton.cdiv(m, _GATHER_BLOCK_M), triton.cdiv(k, _GATHER_BLOCK_K))](
+                a, perm, gathered, m, k, BLOCK_M=_GATHER_BLOCK_M, BLOCK_K=_GATHER_BLOCK_K)
+            a = gathered
         grid = (triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n), splits)
-        _tiled_kernel[grid](*args, shape.group_size, BLOCK_M=config.block_m, BLOCK_K=config.block_k,
+        _tiled_kernel[grid](a, *weights, *tail, shape.group_size, BLOCK_M=config.block_m, BLOCK_K=config.block_k,
                             GROUP_M=config.group_m, num_stages=config.num_stages, **flags)
     if is_split:
         _splitk_reduce_kernel[(triton.cdiv(m * n, _REDUCE_BLOCK),)](
