@@ -144,7 +144,7 @@ __global__ void reference(const uint16_t* a, const uint32_t* b_q, const uint16_t
 // Resident blocks per SM of the largest block size of a row tile (symmetric fp16 kernel).
 template <int kRows>
 int resident_blocks() {
-  return dot2::blocks_per_sm<false, false, false, kRows, dot2::Tile<kRows>::kWarps>();
+  return dot2::blocks_per_sm<false, false, kRows, dot2::Tile<kRows>::kWarps>();
 }
 
 // What one call ran: its K splits and waves per block.
@@ -155,14 +155,14 @@ struct Ran {
 // One call as gemm_dot2.cu makes it, with `forced` splits (and the planned block size) unless 0.
 template <int kRows, bool kHasZeros>
 Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
-  dot2::Launch shape = dot2::plan_for_device<false, kHasZeros, false, kRows>(p.m, p.n, p.k, sms);
+  dot2::Launch shape = dot2::plan_for_device<false, kHasZeros, kRows>(p.m, p.n, p.k, sms);
   dot2::Plan& plan = shape.plan;
   if (forced > 0) {
     const int64_t rows = dot2::split_rows(p.k / 8, forced, shape.warps);
     plan = {w4a16::ceil_div(p.k / 8, rows), rows};
   }
-  const dot2::SplitMeeting meeting = dot2::split_meeting<false, kHasZeros, false, kRows>(shape);
-  CHECK((dot2::launch_planned<false, kHasZeros, false, kRows>(p, shape, meeting, stream)));
+  const dot2::SplitMeeting meeting = dot2::split_meeting<false, kHasZeros, kRows>(shape);
+  CHECK((dot2::launch_planned<false, kHasZeros, kRows>(p, shape, meeting, stream)));
   return {static_cast<int>(plan.splits), static_cast<int>(shape.warps)};
 }
 

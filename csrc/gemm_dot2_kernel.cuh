@@ -5,8 +5,9 @@
 // The weights meet the activations in the arch's decode math for the row tile (DecodeMath), fp32
 // accumulation in all: per-lane dot2 on gfx11 and in its emulation (arch/decode_lanes.cuh), with
 // the activations staged in LDS one K chunk at a time; a warp-wide mma on NVIDIA (arch/cuda.cuh),
-// whose lanes read their activations straight from `a` (staged only to gather through perm for
-// act-order). Pure device code: no torch, so the gfx1100 ISA check compiles it alone.
+// whose lanes read their activations straight from `a`. Act-order layers come with `a` already in
+// the weights' K order (gather_columns_kernel.cuh). Pure device code: no torch, so the gfx1100 ISA
+// check compiles it alone.
 //
 // Block: kWarps waves (one of the tile's two block sizes) over the same kColsPerBlock columns, going
 // down the K split together in bands of b_q rows (a batch of loads per wave each); the waves' sums
@@ -72,7 +73,6 @@ struct Dot2Args {
   const uint32_t* b_q;     // [K / 8, N]
   const uint16_t* scales;  // [K / G, N]
   const uint32_t* zeros;   // [K / G, N / 8] or null
-  const int32_t* perm;     // [K] or null
   const uint16_t* bias;    // [N] or null
   float* partial;          // [splits, M, N] when gridDim.y > 1
   uint16_t* out;           // [M, N]
@@ -82,17 +82,16 @@ struct Dot2Args {
   int splits;              // gridDim.y
 };
 
-// One chunk of activations into LDS. act[r][c * 8 .. c * 8 + 7] = a[m0 + r][perm[k]] for
+// One chunk of activations into LDS. act[r][c * 8 .. c * 8 + 7] = a[m0 + r][k] for
 // k = (chunk0 + c) * 8 + i, in the (j, j + 4) pair order of interleave_pairs, so a lane's one 16-byte
 // LDS read gives the four dot2 operands of one b_q int32. asum[r][c] = sum of those 8 values in
 // fp32, for the zero-point term of the decode math that takes it (kUsesActSums). Rows past M are
-// zeros; a perm entry outside [0, K) gives NaN (never an out-of-bounds read).
-template <bool kBf16, bool kHasPerm, int kRows, int kThreads>
+// zeros.
+template <bool kBf16, int kRows, int kThreads>
 __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float* asum, int m0, int chunk0,
                                          int rows) {
   constexpr int kChunkK = Tile<kRows>::kChunkK;
   constexpr int kChunkRows = Tile<kRows>::kChunkRows;
-  constexpr uint16_t kNaN = kBf16 ? 0x7FC0 : 0x7E00;
   for (int idx = arch::thread_id(); idx < kRows * kChunkRows; idx += kThreads) {
     const int r = idx / kChunkRows;  // a power of two: a shift
     const int c = idx % kChunkRows;
@@ -101,27 +100,7 @@ __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float
     // Natural K order: words[i / 2] holds K offsets i (low half) and i + 1.
     arch::U32x4 raw{0u, 0u, 0u, 0u};
     if (m < p.m) {
-      const int k0 = (chunk0 + c) * 8;
-      const uint16_t* a_row = p.a + static_cast<size_t>(m) * p.k;
-      if constexpr (kHasPerm) {
-        // The 8 perm entries in two 16-byte loads (ops.cpp aligns perm to 16 bytes), then 8
-        // gathers without a predicate (an entry outside [0, K) reads a_row[0], then becomes NaN),
-        // so that all of them leave before any is used. Predicated per entry, gfx11 waited for
-        // each gather before issuing the next.
-        const arch::U32x4 first = *reinterpret_cast<const arch::U32x4*>(p.perm + k0);
-        const arch::U32x4 second = *reinterpret_cast<const arch::U32x4*>(p.perm + k0 + 4);
-        const uint32_t src[8] = {first.x, first.y, first.z, first.w, second.x, second.y, second.z, second.w};
-        uint32_t v[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const bool inside = src[i] < static_cast<uint32_t>(p.k);
-          const uint32_t gathered = a_row[inside ? src[i] : 0u];
-          v[i] = inside ? gathered : kNaN;
-        }
-        raw = {v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16};
-      } else {
-        raw = *reinterpret_cast<const arch::U32x4*>(a_row + k0);
-      }
+      raw = *reinterpret_cast<const arch::U32x4*>(p.a + static_cast<size_t>(m) * p.k + (chunk0 + c) * 8);
     }
     *reinterpret_cast<arch::U32x4*>(act + r * kChunkK + c * 8) = interleave_pairs(raw);
     if constexpr (Tile<kRows>::Math::kUsesActSums) {
@@ -138,7 +117,7 @@ __device__ inline void stage_activations(const Dot2Args& p, uint16_t* act, float
 // pair order; apart, so that the loads of a batch all leave before any is used. LDS also gives the
 // 8-value sums, sum(r), for the per-lane math.
 
-// Staged in LDS by stage_activations (perm applied, already paired, sums included).
+// Staged in LDS by stage_activations (already paired, sums included).
 template <int kRows>
 struct LdsActivations {
   const uint16_t* act;  // the lane's b_q row in tile row 0
@@ -150,7 +129,7 @@ struct LdsActivations {
   __device__ float sum(int r) const { return asum[r * Tile<kRows>::kChunkRows]; }
 };
 
-// Read from `a` itself (no perm, no sums), paired in registers. A row past M reads the tile's last
+// Read from `a` itself (no sums), paired in registers. A row past M reads the tile's last
 // row instead, so every load is in bounds; the decode math that reads `a` (kGlobalActivations) keeps
 // such rows out of the stored outputs.
 struct GlobalActivations {
@@ -279,7 +258,7 @@ __device__ inline void store_output(const Dot2Args& p, int m, int n, float sum) 
   p.out[static_cast<size_t>(m) * p.n + n] = arch::float_to_bits<kBf16>(sum);
 }
 
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps, bool kClusterSums = false>
+template <bool kBf16, bool kHasZeros, int kRows, int kWarps, bool kClusterSums = false>
 __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kMinResidentWarps / kWarps)
     gemm_dot2_kernel(Dot2Args p) {
   static_assert(kRows >= 1 && kRows <= kMaxRows, "row tile");
@@ -318,8 +297,8 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   Math::zero(acc);
 
   // Activations come from LDS, staged per chunk, unless the arch's math reads them straight from
-  // `a` (no gather through perm needed): then no staging and no barriers in the K loop.
-  constexpr bool kStaged = kHasPerm || !Math::kGlobalActivations;
+  // `a`: then no staging and no barriers in the K loop.
+  constexpr bool kStaged = !Math::kGlobalActivations;
   const auto cols = LaneColumns<kColGroups>::of(p, n0, Tile<kRows>::kColsPerGroup);
   const uint16_t* a_tile = p.a + static_cast<size_t>(m0) * p.k;
   const auto activations_of = [&](int chunk0, int r) {
@@ -348,7 +327,7 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
     RowLoad<kColGroups> batch[kLoadsInFlight];
     load_batch<kHasZeros, kRows>(p, cols, batch, chunk0, warp * kBatchRows, rows - 1, lane_row);
     if constexpr (kStaged) {
-      stage_activations<kBf16, kHasPerm, kRows, kThreads>(p, act, asum, m0, chunk0, rows);
+      stage_activations<kBf16, kRows, kThreads>(p, act, asum, m0, chunk0, rows);
       arch::barrier();
     }
     for (int band = 0; band < rows; band += kBandRows) {

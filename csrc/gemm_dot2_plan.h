@@ -112,12 +112,12 @@ inline Launch plan_launch(int64_t m, int64_t n, int64_t k, SlotsOf slots_of) {
 // Resident blocks per SM/CU of the kernel for blocks of kWarps waves, asked once per kernel (it
 // depends on its registers). A failed query counts as one block and clears its error, so that the
 // launch check after it does not report it.
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows, int kWarps>
+template <bool kBf16, bool kHasZeros, int kRows, int kWarps>
 int blocks_per_sm() {
   static const int blocks = [] {
     int n = 0;
     const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &n, gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps>, kWarps * arch::kWaveSize, 0);
+        &n, gemm_dot2_kernel<kBf16, kHasZeros, kRows, kWarps>, kWarps * arch::kWaveSize, 0);
     if (err != cudaSuccess) (void)cudaGetLastError();
     return err == cudaSuccess && n > 0 ? n : 1;
   }();
@@ -126,11 +126,11 @@ int blocks_per_sm() {
 
 // The grid of one call on a device of `sms` SMs/CUs: plan_launch, each block size's slots asked of
 // its kernel.
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+template <bool kBf16, bool kHasZeros, int kRows>
 Launch plan_for_device(int64_t m, int64_t n, int64_t k, int64_t sms) {
   return plan_launch<kRows>(m, n, k, [&](int64_t warps) {
     return sms * with_block_size<kRows>(warps, [](auto block_warps) {
-             return blocks_per_sm<kBf16, kHasZeros, kHasPerm, kRows, decltype(block_warps)::value>();
+             return blocks_per_sm<kBf16, kHasZeros, kRows, decltype(block_warps)::value>();
            });
   });
 }
@@ -141,7 +141,7 @@ Launch plan_for_device(int64_t m, int64_t n, int64_t k, int64_t sms) {
 // workspace that split_k_reduce_kernel sums.
 enum class SplitMeeting { kNone, kCluster, kWorkspace };
 
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+template <bool kBf16, bool kHasZeros, int kRows>
 SplitMeeting split_meeting(const Launch& shape) {
   if (shape.plan.splits == 1) return SplitMeeting::kNone;
   using SplitSums = typename Tile<kRows>::SplitSums;
@@ -154,7 +154,7 @@ SplitMeeting split_meeting(const Launch& shape) {
           std::array<int, SplitSums::kMaxClusterSplits + 1> held{};
           for (int splits = 2; splits <= SplitSums::kMaxClusterSplits; ++splits) {
             held[splits] = SplitSums::max_active_clusters(
-                gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps, true>, splits,
+                gemm_dot2_kernel<kBf16, kHasZeros, kRows, kWarps, true>, splits,
                 dim3(kWarps * arch::kWaveSize), Tile<kRows>::inbox_bytes(splits));
           }
           return held;
@@ -170,7 +170,7 @@ SplitMeeting split_meeting(const Launch& shape) {
 // One call on the grid of `shape`, its K splits meeting as `meeting` says (split_meeting): with
 // kWorkspace, args.partial must hold a [splits, M, N] fp32 workspace, summed by
 // split_k_reduce_kernel after the decode kernel. Returns the first launch error.
-template <bool kBf16, bool kHasZeros, bool kHasPerm, int kRows>
+template <bool kBf16, bool kHasZeros, int kRows>
 cudaError_t launch_planned(Dot2Args args, const Launch& shape, SplitMeeting meeting, cudaStream_t stream) {
   args.rows_per_split = static_cast<int>(shape.plan.rows_per_split);
   args.splits = static_cast<int>(shape.plan.splits);
@@ -182,11 +182,11 @@ cudaError_t launch_planned(Dot2Args args, const Launch& shape, SplitMeeting meet
     using SplitSums = typename Tile<kRows>::SplitSums;
     if constexpr (SplitSums::kMaxClusterSplits > 0) {
       if (meeting == SplitMeeting::kCluster) {
-        return SplitSums::launch(gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps, true>, grid, block,
+        return SplitSums::launch(gemm_dot2_kernel<kBf16, kHasZeros, kRows, kWarps, true>, grid, block,
                                  Tile<kRows>::inbox_bytes(args.splits), stream, args);
       }
     }
-    gemm_dot2_kernel<kBf16, kHasZeros, kHasPerm, kRows, kWarps><<<grid, block, 0, stream>>>(args);
+    gemm_dot2_kernel<kBf16, kHasZeros, kRows, kWarps><<<grid, block, 0, stream>>>(args);
     return cudaGetLastError();
   });
   if (launched != cudaSuccess || meeting != SplitMeeting::kWorkspace) return launched;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "gather_columns.h"
 #include "gemm_wmma_kernel.cuh"
 #include "gemm_wmma_plan.h"
 
@@ -18,16 +19,9 @@ namespace w4a16 {
 namespace {
 
 template <class Tile, bool kBf16, bool kHasZeros>
-void launch_tile(WmmaGemmArgs p, const torch::Tensor& a, const int32_t* perm, int64_t sms, cudaStream_t stream) {
+void launch_tile(WmmaGemmArgs p, const torch::Tensor& a, int64_t sms, cudaStream_t stream) {
   const wmma::Launch shape = wmma::plan_launch<Tile>(p.m, p.n, p.k, sms);
   TORCH_CHECK(shape.row_tiles <= 65535, "gemm_wmma: M = ", std::to_string(p.m), " needs more than 65535 row blocks");
-  torch::Tensor gathered;
-  if (perm != nullptr) {
-    gathered = torch::empty_like(a);
-    auto* const into = reinterpret_cast<uint16_t*>(gathered.data_ptr());
-    C10_CUDA_CHECK((wmma::launch_gather_columns<kBf16>(p.a, perm, p.m, p.k, into, stream)));
-    p.a = into;
-  }
   torch::Tensor workspace;
   if (shape.splits > 1) {
     workspace = torch::empty({shape.splits, p.m, p.n}, a.options().dtype(torch::kFloat));
@@ -37,17 +31,15 @@ void launch_tile(WmmaGemmArgs p, const torch::Tensor& a, const int32_t* perm, in
 }
 
 template <class Tile, bool kBf16>
-void launch_flags(const WmmaGemmArgs& p, const torch::Tensor& a, const int32_t* perm, int64_t sms,
-                  cudaStream_t stream) {
-  if (p.zeros != nullptr) return launch_tile<Tile, kBf16, true>(p, a, perm, sms, stream);
-  return launch_tile<Tile, kBf16, false>(p, a, perm, sms, stream);
+void launch_flags(const WmmaGemmArgs& p, const torch::Tensor& a, int64_t sms, cudaStream_t stream) {
+  if (p.zeros != nullptr) return launch_tile<Tile, kBf16, true>(p, a, sms, stream);
+  return launch_tile<Tile, kBf16, false>(p, a, sms, stream);
 }
 
 template <class Tile>
-void launch_variant(const WmmaGemmArgs& p, const torch::Tensor& a, const int32_t* perm, int64_t sms,
-                    cudaStream_t stream) {
-  if (a.scalar_type() == at::kBFloat16) return launch_flags<Tile, true>(p, a, perm, sms, stream);
-  return launch_flags<Tile, false>(p, a, perm, sms, stream);
+void launch_variant(const WmmaGemmArgs& p, const torch::Tensor& a, int64_t sms, cudaStream_t stream) {
+  if (a.scalar_type() == at::kBFloat16) return launch_flags<Tile, true>(p, a, sms, stream);
+  return launch_flags<Tile, false>(p, a, sms, stream);
 }
 
 template <class Tile>
@@ -64,8 +56,10 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   if (m == 0 || n == 0) return;
   TORCH_CHECK(reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0, "gemm_wmma: out must be 16-byte aligned");
 
+  // Act-order: the tiles read a[:, perm], gathered once (their own gathers were 5-7x slower).
+  const torch::Tensor a_in_k_order = perm ? gather_columns(a, *perm) : a;
   WmmaGemmArgs p;
-  p.a = reinterpret_cast<const uint16_t*>(a.data_ptr());
+  p.a = reinterpret_cast<const uint16_t*>(a_in_k_order.data_ptr());
   p.b_q = reinterpret_cast<const uint32_t*>(b_q.data_ptr());
   p.scales = reinterpret_cast<const uint16_t*>(scales.data_ptr());
   p.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;
@@ -77,18 +71,17 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   p.k = static_cast<int>(k);
   p.group = GroupDivisor::of(static_cast<int>(k / scales.size(0)));
 
-  const int32_t* const perm_ptr = perm ? perm->data_ptr<int32_t>() : nullptr;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   // The op's device guard makes a's device the current one; ATen caches its properties.
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   // Large tiles reuse each loaded value most; with fragments they only pay once they give every
   // CU/SM a block, with wgmma from M = 128 on (the arch's table says which).
   if (m >= 128 && (kWmmaLargeWithFewBlocks || blocks_of<WmmaTileLarge>(m, n) >= sms)) {
-    launch_variant<WmmaTileLarge>(p, a, perm_ptr, sms, stream);
+    launch_variant<WmmaTileLarge>(p, a, sms, stream);
   } else if (m > 32) {
-    launch_variant<WmmaTileMedium>(p, a, perm_ptr, sms, stream);
+    launch_variant<WmmaTileMedium>(p, a, sms, stream);
   } else {
-    launch_variant<WmmaTileSmall>(p, a, perm_ptr, sms, stream);
+    launch_variant<WmmaTileSmall>(p, a, sms, stream);
   }
 }
 

@@ -1,5 +1,4 @@
-// The prefill kernel's grid and K split for one call, the launch of that grid, and the act-order
-// gather that comes before it. Host code
+// The prefill kernel's grid and K split for one call, and the launch of that grid. Host code
 // without torch, shared by the launcher (gemm_wmma.cu) and the HIP host-code check
 // (w4a16_rdna3/hip_host.py), which compiles it hipified for gfx11 on a machine without ROCm torch.
 #pragma once
@@ -7,7 +6,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "gather_columns_kernel.cuh"
 #include "gemm_wmma_kernel.cuh"
 #include "split_k_launch.h"
 
@@ -70,16 +68,6 @@ cudaError_t launch_planned(WmmaGemmArgs args, const Launch& shape, cudaStream_t 
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess || shape.splits == 1) return launched;
   return launch_split_k_reduce<kBf16>(args.partial, static_cast<int>(shape.splits), args.m, args.n, args.bias, args.out, stream);
-}
-
-// Act-order: gathered = a[:, perm] ([M, K], the weights' K order) for the tiles to read as `a`,
-// before them on the same stream. perm 16-byte aligned (ops.cpp). Returns the launch error.
-template <bool kBf16>
-cudaError_t launch_gather_columns(const uint16_t* a, const int32_t* perm, int m, int k, uint16_t* gathered,
-                                  cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>(ceil_div(m, kGatherRowsPerBlock));
-  gather_columns_kernel<kBf16><<<blocks, kGatherThreads, 0, stream>>>(a, perm, m, k, gathered);
-  return cudaGetLastError();
 }
 
 }  // namespace w4a16::wmma

@@ -39,18 +39,17 @@ class HostSource:
     functions: tuple[str, ...]  # C++ id-expressions of function template specialisations
 
 
-DOT2_FLAGS = tuple(itertools.product(("false", "true"), repeat=3))  # (bf16, zeros, perm) template arguments
-WMMA_FLAGS = tuple(itertools.product(("false", "true"), repeat=2))  # (bf16, zeros): perm is gathered first
+FLAGS = tuple(itertools.product(("false", "true"), repeat=2))  # (bf16, zeros) template arguments
 
-# Mirrors csrc/gemm_dot2.cu (launch_flags -> launch_rows -> launch) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles -> launch_flags -> launch_tile, which gathers act-order
-# activations first).
+# Mirrors csrc/gemm_dot2.cu (launch_flags -> launch_rows -> launch), csrc/gemm_wmma.cu
+# (launch_variant over the three tiles -> launch_flags -> launch_tile) and the act-order gather
+# both call first (csrc/gather_columns.cu).
 HOST_SOURCES = (
     HostSource(
         "gemm_dot2_plan.h",
         tuple(
-            f"w4a16::dot2::{function}<{bf16}, {zeros}, {perm}, {rows}>"
-            for bf16, zeros, perm in DOT2_FLAGS
+            f"w4a16::dot2::{function}<{bf16}, {zeros}, {rows}>"
+            for bf16, zeros in FLAGS
             for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
             for function in ("plan_for_device", "split_meeting", "launch_planned")
         ),
@@ -62,10 +61,11 @@ HOST_SOURCES = (
             for tile in ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
             for function in (
                 f"w4a16::wmma::plan_launch<w4a16::{tile}>",
-                *(f"w4a16::wmma::launch_planned<w4a16::{tile}, {bf16}, {zeros}>" for bf16, zeros in WMMA_FLAGS),
+                *(f"w4a16::wmma::launch_planned<w4a16::{tile}, {bf16}, {zeros}>" for bf16, zeros in FLAGS),
             )
-        ) + tuple(f"w4a16::wmma::launch_gather_columns<{bf16}>" for bf16 in ("false", "true")),
+        ),
     ),
+    HostSource("gather_columns_launch.h", tuple(f"w4a16::launch_gather_columns<{bf16}>" for bf16 in ("false", "true"))),
 )
 
 

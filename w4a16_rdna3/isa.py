@@ -76,15 +76,14 @@ def _bools(count: int) -> list[tuple[str, ...]]:
 
 
 # Mirrors the dispatch in csrc/gemm_dot2.cu (launch_flags/launch_rows) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles, after the act-order gather), and the K-split reduction both
-# launch. The coverage check
+# (launch_variant over the three tiles), the act-order gather and the K-split reduction both launch. The coverage check
 # below fails when a header declares a kernel that is not listed here.
 KERNEL_SOURCES = (
     KernelSource(
         "gemm_dot2_kernel.cuh",
         tuple(
-            f"w4a16::dot2::gemm_dot2_kernel<{bf16}, {zeros}, {perm}, {rows}, {warps}>"
-            for bf16, zeros, perm in _bools(3)
+            f"w4a16::dot2::gemm_dot2_kernel<{bf16}, {zeros}, {rows}, {warps}>"
+            for bf16, zeros in _bools(2)
             for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
             for warps in sorted({f"w4a16::dot2::Tile<{rows}>::kWarps", f"w4a16::dot2::Tile<{rows}>::kMinWarps"})
         ),
