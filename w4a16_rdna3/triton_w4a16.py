@@ -14,9 +14,12 @@ Two kernels share one dequantisation and one epilogue:
   thread per step) keep many loads in flight, and a small split-K (1 to 4 on the benchmark
   shapes) brings the program count to a few per SM.
 * `_tiled_kernel` (M > 2): tensor-core `tl.dot` on a dequantised [BLOCK_K, BLOCK_N] tile, with
-  split-K for decode-sized M. Act-order activations are first gathered into the weights' K order
-  (`_gather_columns_kernel`, once per call), so the tiles load `a` in contiguous rows: gathering
-  through `perm` in every tile took 7-14x longer at M >= 128 on an H200 (fp16).
+  split-K for decode-sized M.
+
+Act-order activations are first gathered into the weights' K order (`_gather_columns_kernel`, once
+per call; an entry of `perm` outside [0, K) gives NaN), so both kernels load `a` in contiguous rows:
+gathering through `perm` in every tile took 7-14x longer at M >= 128 on an H200 (fp16), and the
+GEMV's own gather 25.0 against 16.6 us symmetric at M = 1 on (4096, 14336).
 
 Split-K never uses atomics: each split writes fp32 partial sums to its own slice of a workspace,
 and `_splitk_reduce_kernel` adds the slices in a fixed order (split 0, 1, 2, ...), so the same
@@ -147,9 +150,9 @@ def _store_tile(result, offs_m, offs_n, M, N, pid_k, bias_ptr, out_ptr, ws_ptr,
 
 
 @triton.jit
-def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr,
+def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, bias_ptr, out_ptr, ws_ptr,
                  M, N, K, rows_per_split, two_pow23_bits,
-                 HAS_ZEROS: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
+                 HAS_ZEROS: tl.constexpr, HAS_BIAS: tl.constexpr,
                  IS_SPLIT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KP: tl.constexpr,
                  GROUP_ROWS: tl.constexpr, NUM_STAGES: tl.constexpr, EVICT: tl.constexpr):
     """Grid (M, N blocks, splits): one row of a per program, BLOCK_KP packed rows per step.
@@ -186,15 +189,7 @@ def _gemv_kernel(a_ptr, b_ptr, s_ptr, z_ptr, perm_ptr, bias_ptr, out_ptr, ws_ptr
         high = _high_nibbles(packed)
         part = tl.zeros([BLOCK_KP, BLOCK_N], dtype=tl.float32)
         for i in tl.static_range(8):
-            k_idx = rows * 8 + i
-            if HAS_PERM:
-                # An entry outside [0, K) gives NaN, never an out-of-bounds read.
-                src = tl.load(perm_ptr + k_idx, mask=mask_r, other=0)
-                inside = (src >= 0) & (src < K)
-                a_i = tl.load(a_row + tl.where(inside, src, 0), mask=mask_r, other=0.0).to(tl.float32)
-                a_i = tl.where(inside, a_i, float("nan"))
-            else:
-                a_i = tl.load(a_row + k_idx, mask=mask_r, other=0.0).to(tl.float32)
+            a_i = tl.load(a_row + rows * 8 + i, mask=mask_r, other=0.0).to(tl.float32)
             if i < 5:
                 w_i = _nibble_minus_zero(packed, 4 * i, zero, two_pow23_bits)
                 part += (a_i * (1.0 / (1 << (4 * i))))[:, None] * w_i
@@ -371,19 +366,18 @@ def _launch(
     tail = (scales if bias is None else bias, out, ws, m, n, k, rows_per_split, _FP32_2POW23_BITS)
     flags = dict(HAS_ZEROS=zeros is not None, HAS_BIAS=bias is not None, IS_SPLIT=is_split,
                  BLOCK_N=config.block_n, num_warps=config.num_warps)
+    if perm is not None:
+        gathered = torch.empty_like(a)
+        _gather_columns_kernel[(triton.cdiv(m, _GATHER_BLOCK_M), triton.cdiv(k, _GATHER_BLOCK_K))](
+            a, perm, gathered, m, k, BLOCK_M=_GATHER_BLOCK_M, BLOCK_K=_GATHER_BLOCK_K)
+        a = gathered
     if config.kernel == "gemv":
         grid = (m, triton.cdiv(n, config.block_n), splits)
         # The group size is a compile-time constant here (one kernel per G, per K when channelwise):
         # the per-row group index becomes a shift, and a step that lies in one group is known.
-        _gemv_kernel[grid](a, *weights, b_q if perm is None else perm, *tail, BLOCK_KP=step_rows,
-                           GROUP_ROWS=shape.group_size // PACK_FACTOR, NUM_STAGES=config.num_stages,
-                           EVICT=config.evict, HAS_PERM=perm is not None, **flags)
+        _gemv_kernel[grid](a, *weights, *tail, BLOCK_KP=step_rows, GROUP_ROWS=shape.group_size // PACK_FACTOR,
+                           NUM_STAGES=config.num_stages, EVICT=config.evict, **flags)
     else:
-        if perm is not None:
-            gathered = torch.empty_like(a)
-            _gather_columns_kernel[(triton.cdiv(m, _GATHER_BLOCK_M), triton.cdiv(k, _GATHER_BLOCK_K))](
-                a, perm, gathered, m, k, BLOCK_M=_GATHER_BLOCK_M, BLOCK_K=_GATHER_BLOCK_K)
-            a = gathered
         grid = (triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n), splits)
         _tiled_kernel[grid](a, *weights, *tail, shape.group_size, BLOCK_M=config.block_m, BLOCK_K=config.block_k,
                             GROUP_M=config.group_m, num_stages=config.num_stages, **flags)
