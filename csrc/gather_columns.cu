@@ -1,3 +1,4 @@
+// torch -> gather_columns_kernel launch: the act-order gather both launchers run first.
 #include "gather_columns.h"
 
 #include <c10/cuda/CUDAException.h>

@@ -24,7 +24,7 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
     args.partial = workspace.data_ptr<float>();
   }
   C10_CUDA_CHECK((dot2::launch_planned<kBf16, kHasZeros, kRows>(args, shape, meeting,
-                                                                         at::cuda::getCurrentCUDAStream())));
+                                                               at::cuda::getCurrentCUDAStream())));
 }
 
 template <bool kBf16, bool kHasZeros>

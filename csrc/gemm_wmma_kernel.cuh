@@ -174,9 +174,9 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
 }
 
 // Registers -> LDS buffer: activations (paired here for a paired tile, after their loads, so that
-// they stay in flight under the multiply), weights dequantised so the 8 values
-// of a word become one 16-byte piece of row n of the [n][k] B tile, in the tile's K order. Where a
-// piece sits is the arch's layout (Tile::Lds).
+// they stay in flight under the multiply), weights dequantised so the 8 values of a word become one
+// 16-byte piece of row n of the [n][k] B tile, in the tile's K order. Where a piece sits is the
+// arch's layout (Tile::Lds).
 template <class Tile, bool kBf16>
 __device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Tile>& at, uint16_t* a_lds,
                                    uint16_t* b_lds) {
