@@ -158,7 +158,8 @@ def test_command_refuses_an_empty_arch_list(capsys) -> None:
 def test_every_launch_plan_of_csrc_is_host_checked() -> None:
     """The torch-free host headers the .cu files include (launch plans and launches; helpers that
     only those headers include are checked through them)."""
-    included = {name for source in isa.CSRC.glob("*.cu") for name in re.findall(r'#include "([\w.]+)"', source.read_text())}
+    include = re.compile(r'#include "([\w.]+)"')
+    included = {name for source in isa.CSRC.glob("*.cu") for name in include.findall(source.read_text())}
     plans = {path.name for path in isa.CSRC.glob("*.h") if path.name.endswith(("_plan.h", "_launch.h"))} & included
     assert "gemm_dot2_plan.h" in plans and plans == {source.header for source in hip_host.HOST_SOURCES}
 

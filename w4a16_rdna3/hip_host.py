@@ -65,7 +65,10 @@ HOST_SOURCES = (
             )
         ),
     ),
-    HostSource("gather_columns_launch.h", tuple(f"w4a16::launch_gather_columns<{bf16}>" for bf16 in ("false", "true"))),
+    HostSource(
+        "gather_columns_launch.h",
+        tuple(f"w4a16::launch_gather_columns<{bf16}>" for bf16 in ("false", "true")),
+    ),
 )
 
 
