@@ -52,7 +52,7 @@ void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   // Act-order: a[:, perm] gathered once, then the symmetric kernels. With every block gathering
   // through perm for itself, M = 2 / 4 / 8 / 16 took 16.4 / 18.6 / 26.9 / 92.9 us on an H200
   // ((4096, 14336), fp16; symmetric 12.7 / 13.1 / 13.8 / 21.9); gathering first, 15.5 / 16.0 / 16.9
-  // / 24.6. M = 1 loses 0.7-1.4 us to the second kernel (README, "Act-order").
+  // / 24.6. M = 1 loses 0.3-1.4 us to the second kernel (README, "Act-order").
   const torch::Tensor a_in_k_order = perm ? gather_columns(a, *perm) : a;
   dot2::Dot2Args args{};
   args.a = reinterpret_cast<const uint16_t*>(a_in_k_order.data_ptr());
