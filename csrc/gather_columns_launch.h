@@ -1,4 +1,4 @@
-// Host launch of gather_columns_kernel.cuh, without torch: the launchers call it through
+// Host launch of gather_columns_kernel.cuh, without torch: ops.cpp calls it through
 // gather_columns.h, and the HIP host-code check (w4a16_rdna3/hip_host.py) compiles it hipified.
 #pragma once
 

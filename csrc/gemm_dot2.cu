@@ -6,7 +6,6 @@
 
 #include <cstdint>
 
-#include "gather_columns.h"
 #include "gemm_dot2_kernel.cuh"
 #include "gemm_dot2_plan.h"
 
@@ -46,16 +45,11 @@ void launch_flags(const dot2::Dot2Args& args, const torch::Tensor& a) {
 }  // namespace
 
 void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
-                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
-                      const std::optional<torch::Tensor>& bias, torch::Tensor& out) {
+                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& bias,
+                      torch::Tensor& out) {
   if (a.size(0) == 0) return;
-  // Act-order: a[:, perm] gathered once, then the symmetric kernels. With every block gathering
-  // through perm for itself, M = 2 / 4 / 8 / 16 took 16.4 / 18.6 / 26.9 / 92.9 us on an H200
-  // ((4096, 14336), fp16; symmetric 12.7 / 13.1 / 13.8 / 21.9); gathering first, 15.5 / 16.0 / 16.9
-  // / 24.6. M = 1 loses 0.3-1.4 us to the second kernel (README, "Act-order").
-  const torch::Tensor a_in_k_order = perm ? gather_columns(a, *perm) : a;
   dot2::Dot2Args args{};
-  args.a = reinterpret_cast<const uint16_t*>(a_in_k_order.data_ptr());
+  args.a = reinterpret_cast<const uint16_t*>(a.data_ptr());
   args.b_q = reinterpret_cast<const uint32_t*>(b_q.data_ptr());
   args.scales = reinterpret_cast<const uint16_t*>(scales.data_ptr());
   args.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;

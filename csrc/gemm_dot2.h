@@ -1,5 +1,6 @@
-// Launcher of the decode kernel (gemm_dot2_kernel.cuh). Arguments are already checked by ops.cpp:
-// contiguous, on one device, shapes consistent; a, b_q and perm 16-byte aligned, scales 8-byte aligned.
+// Launcher of the decode kernel (gemm_dot2_kernel.cuh), `a` already in the weights' K order (ops.cpp
+// gathers act-order activations first). Arguments are already checked by ops.cpp: contiguous, on
+// one device, shapes consistent; a and b_q 16-byte aligned, scales 8-byte aligned.
 #pragma once
 
 #include <optional>
@@ -9,8 +10,8 @@
 namespace w4a16 {
 
 void gemm_dot2_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
-                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
-                      const std::optional<torch::Tensor>& bias, torch::Tensor& out);
+                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& bias,
+                      torch::Tensor& out);
 
 // Largest M for which the `gemm` op takes the decode kernel (the WMMA kernel above it).
 int64_t gemm_dot2_max_m();

@@ -1,7 +1,6 @@
 // Prefill launcher: picks a block tile from the arch's table (gemm_wmma_kernel.cuh) by M, allocates
-// the split-K workspace where the plan splits K (gemm_wmma_plan.h), gathers act-order activations
-// into the weights' K order (gather_columns_kernel.cuh), and launches the kernel instantiation for
-// (dtype, zeros or symmetric).
+// the split-K workspace where the plan splits K (gemm_wmma_plan.h), and launches the kernel
+// instantiation for (dtype, zeros or symmetric).
 #include "gemm_wmma.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -11,7 +10,6 @@
 #include <cstdint>
 #include <string>
 
-#include "gather_columns.h"
 #include "gemm_wmma_kernel.cuh"
 #include "gemm_wmma_plan.h"
 
@@ -50,16 +48,14 @@ int64_t blocks_of(int64_t m, int64_t n) {
 }  // namespace
 
 void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
-                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
-                      const std::optional<torch::Tensor>& bias, torch::Tensor& out) {
+                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& bias,
+                      torch::Tensor& out) {
   const int64_t m = a.size(0), k = a.size(1), n = b_q.size(1);
   if (m == 0 || n == 0) return;
   TORCH_CHECK(reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0, "gemm_wmma: out must be 16-byte aligned");
 
-  // Act-order: the tiles read a[:, perm], gathered once (their own gathers were 3.6-9.1x slower).
-  const torch::Tensor a_in_k_order = perm ? gather_columns(a, *perm) : a;
   WmmaGemmArgs p;
-  p.a = reinterpret_cast<const uint16_t*>(a_in_k_order.data_ptr());
+  p.a = reinterpret_cast<const uint16_t*>(a.data_ptr());
   p.b_q = reinterpret_cast<const uint32_t*>(b_q.data_ptr());
   p.scales = reinterpret_cast<const uint16_t*>(scales.data_ptr());
   p.zeros = zeros ? reinterpret_cast<const uint32_t*>(zeros->data_ptr()) : nullptr;

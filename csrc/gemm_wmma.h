@@ -1,7 +1,8 @@
-// Prefill launcher: out = a[:, perm] @ dequant(b_q, scales, zeros) (+ bias) on 16x16x16 WMMA
-// tiles. Arguments are already checked by ops.cpp (devices, dtypes, shapes, contiguity, 32-bit
-// sizes; a, b_q and perm 16-byte aligned, scales 4-byte aligned) and the device guard is set; out
-// is [M, N] of a's dtype. Launches on the current stream.
+// Prefill launcher: out = a @ dequant(b_q, scales, zeros) (+ bias) on 16x16x16 WMMA tiles, `a`
+// already in the weights' K order (ops.cpp gathers act-order activations first). Arguments are
+// already checked by ops.cpp (devices, dtypes, shapes, contiguity, 32-bit sizes; a and b_q 16-byte
+// aligned, scales 4-byte aligned) and the device guard is set; out is [M, N] of a's dtype.
+// Launches on the current stream.
 #pragma once
 
 #include <optional>
@@ -11,7 +12,7 @@
 namespace w4a16 {
 
 void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
-                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& perm,
-                      const std::optional<torch::Tensor>& bias, torch::Tensor& out);
+                      const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& bias,
+                      torch::Tensor& out);
 
 }  // namespace w4a16

@@ -102,9 +102,9 @@ def test_bad_argument_raises_naming_it(build, op, case):
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("op", OPS)
 def test_perm_out_of_range_gives_nan_not_a_fault(build, op):
-    """perm values are not checked on the host (that would need a device sync); the decode kernel's
-    staging and the prefill's act-order gather turn an index outside [0, K) into NaN instead of
-    reading out of bounds."""
+    """perm values are not checked on the host (that would need a device sync); the act-order
+    gather that runs before every kernel turns an index outside [0, K) into NaN instead of reading
+    out of bounds."""
     args = good_args()
     args["perm"][5] = K + 1000
     args["perm"][9] = -3

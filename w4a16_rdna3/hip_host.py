@@ -42,8 +42,8 @@ class HostSource:
 FLAGS = tuple(itertools.product(("false", "true"), repeat=2))  # (bf16, zeros) template arguments
 
 # Mirrors csrc/gemm_dot2.cu (launch_flags -> launch_rows -> launch), csrc/gemm_wmma.cu
-# (launch_variant over the three tiles -> launch_flags -> launch_tile) and the act-order gather
-# both call first (csrc/gather_columns.cu).
+# (launch_variant over the three tiles -> launch_flags -> launch_tile) and csrc/gather_columns.cu
+# (the act-order gather ops.cpp runs before either).
 HOST_SOURCES = (
     HostSource(
         "gemm_dot2_plan.h",

@@ -76,8 +76,8 @@ def _bools(count: int) -> list[tuple[str, ...]]:
 
 
 # Mirrors the dispatch in csrc/gemm_dot2.cu (launch_flags/launch_rows) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles), the act-order gather and the K-split reduction both
-# launch. The coverage check below fails when a header declares a kernel that is not listed here.
+# (launch_variant over the three tiles), the K-split reduction both launch, and the act-order
+# gather ops.cpp runs before either. The coverage check below fails when a header declares a kernel that is not listed here.
 KERNEL_SOURCES = (
     KernelSource(
         "gemm_dot2_kernel.cuh",

@@ -133,8 +133,8 @@ struct MmaDecode {
   // is issued: no branch, and the pairing waits for accumulate. Lane g loads tile row 8b + g; a row
   // the tile does not have (g >= kRows) re-reads the last one, and the source re-reads its last row
   // for a row past M: either only feeds C column g of the mma, an output row that is never stored.
-  // Each B lane loads its own activation row from `a`, at every M (act-order aside: the kernel
-  // stages a gathered copy in LDS). Staging the one row of M = 1 in LDS first (one chunk, two
+  // Each B lane loads its own activation row from `a`, at every M (act-order layers too: ops.cpp
+  // gathers them into K order first). Staging the one row of M = 1 in LDS first (one chunk, two
   // barriers) measured faster on an H100 with an earlier kernel (14.2 against 14.8 us on
   // (4096, 14336)), but slower on an H200 with this one (decode tuner, same call, two rounds):
   // 12.07-12.15 against 11.68-11.70 us on (4096, 14336), 12.46-12.52 against 12.12-12.14 on

@@ -34,7 +34,8 @@ __device__ inline float bits_to_float(uint32_t bits16) {
 
 // bias[n] for output column n of the WMMA epilogue (bias not null), 0 past N: predicated loads,
 // which ptxas issues one by one. Unpredicated, as gfx11 reads it, ptxas batched them and the peak
-// registers rose (128x128 wgmma tile with act-order 128 -> 130: one block per SM fewer).
+// registers rose (measured on the 128x128 wgmma tile with act-order, which no longer exists: 128 ->
+// 130, one block per SM fewer).
 template <bool kBf16>
 __device__ inline float epilogue_bias(const uint16_t* bias, int n, int n_total) {
   return n < n_total ? bits_to_float<kBf16>(bias[n]) : 0.0f;
