@@ -89,4 +89,15 @@ struct LaneDecode {
   }
 };
 
+// The decode of gfx11 and of its emulation, so that the emulation build runs gfx11's dispatch too.
+template <int kRows>
+using DecodeMath = LaneDecode<kRows>;
+using SplitSums = WorkspaceSplitSums;  // no thread-block clusters
+
+// Largest M for which the gemm op takes the decode kernel. Not measured (no gfx1100 here): at
+// M = 16 the dot2 work of a (4096, 14336) layer (~0.47 G v_dot2 at ~2 per lane per clock on 96
+// CUs) still takes less time than reading its 30 MB of weights at 960 GB/s, so decode stays
+// memory bound up to the largest row tile.
+constexpr int kGemmDot2MaxM = 16;
+
 }  // namespace w4a16::arch

@@ -45,21 +45,14 @@ __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { re
 __device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x05040100u); }
 __device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x07060302u); }
 
+// fp32 -> fp16 bits, round to nearest even (v_cvt_f16_f32).
+__device__ inline uint16_t f16_bits(float x) { return __builtin_bit_cast(uint16_t, static_cast<_Float16>(x)); }
+
 }  // namespace w4a16::arch
 
-#include "gfx11_bf16_math.cuh"  // bf16 rounding and packed subtraction, on the bits
+#include "gfx11_bf16_math.cuh"  // bf16 rounding and packed subtraction on the bits; float_to_bits
 
 namespace w4a16::arch {
-
-// fp32 -> fp16 / bf16 bits, round to nearest even (NaN kept quiet).
-template <bool kBf16>
-__device__ inline uint16_t float_to_bits(float x) {
-  if constexpr (kBf16) {
-    return bf16_bits(x);
-  } else {
-    return __builtin_bit_cast(uint16_t, static_cast<_Float16>(x));
-  }
-}
 
 // Packed fp16 arithmetic on bit pairs (v_pk_add_f16 / v_pk_mul_f16 / v_pk_fma_f16), IEEE round to
 // nearest even.
@@ -109,19 +102,9 @@ __device__ inline void prefetch_l2(const void*) {}
 
 }  // namespace w4a16::arch
 
-#include "decode_lanes.cuh"
+#include "decode_lanes.cuh"  // DecodeMath, SplitSums, kGemmDot2MaxM
 
 namespace w4a16::arch {
-
-template <int kRows>
-using DecodeMath = LaneDecode<kRows>;
-using SplitSums = WorkspaceSplitSums;  // no thread-block clusters
-
-// Largest M for which the gemm op takes the decode kernel. Not measured (no gfx1100 here): at
-// M = 16 the dot2 work of a (4096, 14336) layer (~0.47 G v_dot2 at ~2 per lane per clock on 96
-// CUs) still takes less time than reading its 30 MB of weights at 960 GB/s, so decode stays
-// memory bound up to the largest row tile.
-constexpr int kGemmDot2MaxM = 16;
 
 // ---- WMMA 16x16x16 (prefill) ----
 // Interface (same names in cuda.cuh and rdna3_emu.cuh): WmmaFragA / WmmaFragB, wmma_load_a,

@@ -1,7 +1,8 @@
 // gfx11's bf16 arithmetic on the bits: it has neither a bf16 convert nor packed bf16 instructions.
-// Included by gfx11.cuh and by rdna3_emu.cuh, after their as_float / as_uint / high_halves, so that
-// the emulation build runs this very code in every bf16 kernel; tests/test_gfx11_bf16_rounding.py
-// also runs the two roundings on the CPU against torch's (host and device functions of the bits).
+// Included by gfx11.cuh and by rdna3_emu.cuh, after their as_float / as_uint / high_halves /
+// f16_bits, so that the emulation build runs this very code in every bf16 kernel;
+// tests/test_gfx11_bf16_rounding.py also runs the two roundings on the CPU against torch's (host and
+// device functions of the bits).
 #pragma once
 
 namespace w4a16::arch {
@@ -24,6 +25,17 @@ __host__ __device__ inline uint32_t bf16_in_high_half_of_non_nan(uint32_t u) {
 
 // x rounded to bf16 bits (NaN kept quiet).
 __device__ inline uint16_t bf16_bits(float x) { return static_cast<uint16_t>(bf16_in_high_half(as_uint(x)) >> 16); }
+
+// fp32 -> fp16 / bf16 bits, round to nearest even (NaN kept quiet): fp16 by the including header's
+// f16_bits, bf16 as above.
+template <bool kBf16>
+__device__ inline uint16_t float_to_bits(float x) {
+  if constexpr (kBf16) {
+    return bf16_bits(x);
+  } else {
+    return f16_bits(x);
+  }
+}
 
 // Two fp32 values rounded to bf16, lo in the low half: the high halves joined by one byte permute.
 __device__ inline uint32_t pk_bf16_pack(float lo, float hi) {

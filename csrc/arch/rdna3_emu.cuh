@@ -14,21 +14,14 @@ namespace w4a16::arch {
 // arithmetic: gfx11's own code, gfx11_bf16_math.cuh (included below).
 constexpr int kWaveSize = 32;  // an NVIDIA warp models one RDNA3 wave32
 
+// fp32 -> fp16 bits, round to nearest even, as gfx11's v_cvt_f16_f32.
+__device__ inline uint16_t f16_bits(float x) { return __half_as_ushort(__float2half_rn(x)); }
+
 }  // namespace w4a16::arch
 
-#include "gfx11_bf16_math.cuh"
+#include "gfx11_bf16_math.cuh"  // float_to_bits: bf16 as gfx11 rounds it
 
 namespace w4a16::arch {
-
-// fp32 -> fp16 / bf16 bits, round to nearest even: bf16 as gfx11 rounds it (NaN kept quiet).
-template <bool kBf16>
-__device__ inline uint16_t float_to_bits(float x) {
-  if constexpr (kBf16) {
-    return bf16_bits(x);
-  } else {
-    return __half_as_ushort(__float2half_rn(x));
-  }
-}
 
 // ---- dot2 (decode) ----
 // v_dot2_f32_f16 / v_dot2_f32_bf16 modelled in fp32; the decode math is gfx11's own
@@ -52,17 +45,9 @@ __device__ inline float dot2(Dot2Operand a, Dot2Operand b, float acc) {
 
 }  // namespace w4a16::arch
 
-#include "decode_lanes.cuh"
+#include "decode_lanes.cuh"  // gfx11's DecodeMath, SplitSums and kGemmDot2MaxM
 
 namespace w4a16::arch {
-
-template <int kRows>
-using DecodeMath = LaneDecode<kRows>;
-using SplitSums = WorkspaceSplitSums;  // no thread-block clusters
-
-// Largest M for which the gemm op takes the decode kernel: gfx11.cuh's value, so that this build
-// exercises the AMD build's dispatch.
-constexpr int kGemmDot2MaxM = 16;
 
 // ---- WMMA 16x16x16 (prefill) ----
 // The interface of gfx11.cuh's WMMA section with the same fragment contents, LDS loads and
