@@ -14,6 +14,10 @@ namespace w4a16::arch {
 // Ids, barrier and 16-bit bit-pattern helpers: nvidia_common.cuh.
 constexpr int kWaveSize = 32;  // an NVIDIA warp, the counterpart of an RDNA3 wave32
 
+// x, the same in every lane of the warp (gfx11 moves such values to scalar registers; NVIDIA's
+// compiler finds its uniform values itself).
+__device__ inline int wave_uniform(int x) { return x; }
+
 // fp32 -> fp16 / bf16 bits, round to nearest even.
 template <bool kBf16>
 __device__ inline uint16_t float_to_bits(float x) {

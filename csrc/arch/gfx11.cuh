@@ -17,6 +17,9 @@ typedef _Float16 F16x2 __attribute__((ext_vector_type(2)));
 // the device library, which the -nogpulib ISA check cannot link (calls would remain in the ISA).
 __device__ inline int lane_id() { return __builtin_amdgcn_mbcnt_lo(~0u, 0u); }
 __device__ inline int thread_id() { return __builtin_amdgcn_workitem_id_x(); }
+// x, which must be the same in every lane of the wave, read from the first lane (v_readfirstlane):
+// the compiler then knows it is uniform and keeps it, and what derives from it, in scalar registers.
+__device__ inline int wave_uniform(int x) { return __builtin_amdgcn_readfirstlane(x); }
 __device__ inline int block_id_x() { return __builtin_amdgcn_workgroup_id_x(); }
 __device__ inline int block_id_y() { return __builtin_amdgcn_workgroup_id_y(); }
 __device__ inline int block_id_z() { return __builtin_amdgcn_workgroup_id_z(); }

@@ -14,6 +14,10 @@ namespace w4a16::arch {
 // arithmetic: gfx11's own code, gfx11_bf16_math.cuh (included below).
 constexpr int kWaveSize = 32;  // an NVIDIA warp models one RDNA3 wave32
 
+// v_readfirstlane as gfx11's wave_uniform uses it: lane 0's x in every lane (all 32 are active
+// wherever it is called), so a value that is not in fact uniform gives wrong results here too.
+__device__ inline int wave_uniform(int x) { return __shfl_sync(0xffffffffu, x, 0); }
+
 // fp32 -> fp16 bits, round to nearest even, as gfx11's v_cvt_f16_f32.
 __device__ inline uint16_t f16_bits(float x) { return __half_as_ushort(__float2half_rn(x)); }
 
