@@ -37,7 +37,7 @@ struct Plan {
   int64_t rows_per_split;
 };
 
-// m_eff: the rows of `a` the blocks cover (row tiles x tile rows); slots: SMs/CUs x resident blocks
+// m_eff: the rows of `a` the blocks cover (row tiles x tile rows); slots: SMs/WGPs x resident blocks
 // of the kernel on each; warps: waves per block. A split's b_q rows are a multiple of `warps`.
 inline Plan plan_splits(int64_t m_eff, int64_t k, int64_t col_tiles, int64_t row_tiles, int64_t slots,
                         int64_t warps) {
@@ -83,7 +83,7 @@ inline auto with_block_size(int64_t warps, F&& f) {
   return f(std::integral_constant<int, Tile<kRows>::kMinWarps>{});
 }
 
-// slots_of(warps): SMs/CUs x resident blocks of `warps` waves of the kernel on each. Of the block
+// slots_of(warps): SMs/WGPs x resident blocks of `warps` waves of the kernel on each. Of the block
 // sizes the tile allows, the one with the fewest K splits wins, then the one with the fewest waves
 // of blocks: a last wave mostly empty costs nearly a full one. Measured on an H100 (decode tuner,
 // two column groups, M = 1..8): 16 warps took 13.8-14.5 against 15.1-15.8 us with 8 warps and 2
@@ -109,9 +109,12 @@ inline Launch plan_launch(int64_t m, int64_t n, int64_t k, SlotsOf slots_of) {
   return best;
 }
 
-// Resident blocks per SM/CU of the kernel for blocks of kWarps waves, asked once per kernel (it
+// Resident blocks per SM/WGP of the kernel for blocks of kWarps waves, asked once per kernel (it
 // depends on its registers). A failed query counts as one block and clears its error, so that the
-// launch check after it does not report it.
+// launch check after it does not report it. On gfx11, HIP's query before rocm-systems pull
+// request 9571 (merged 2026-07) counted LDS per CU and the rest per WGP: where LDS limits the
+// blocks it can give half of what a WGP holds, and the plan then splits K less. Not measured (no
+// gfx1100 here).
 template <bool kBf16, bool kHasZeros, int kRows, int kWarps>
 int blocks_per_sm() {
   static const int blocks = [] {
@@ -124,7 +127,7 @@ int blocks_per_sm() {
   return blocks;
 }
 
-// The grid of one call on a device of `sms` SMs/CUs: plan_launch, each block size's slots asked of
+// The grid of one call on a device of `sms` SMs/WGPs: plan_launch, each block size's slots asked of
 // its kernel.
 template <bool kBf16, bool kHasZeros, int kRows>
 Launch plan_for_device(int64_t m, int64_t n, int64_t k, int64_t sms) {

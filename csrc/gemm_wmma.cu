@@ -71,7 +71,7 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   // The op's device guard makes a's device the current one; ATen caches its properties.
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   // Large tiles reuse each loaded value most; with fragments they only pay once they give every
-  // CU/SM a block, with wgmma from M = 128 on (the arch's table says which).
+  // SM/WGP a block, with wgmma from M = 128 on (the arch's table says which).
   if (m >= 128 && (kWmmaLargeWithFewBlocks || blocks_of<WmmaTileLarge>(m, n) >= sms)) {
     launch_variant<WmmaTileLarge>(p, a, sms, stream);
   } else if (m > 32) {

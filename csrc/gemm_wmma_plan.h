@@ -14,13 +14,13 @@ namespace w4a16::wmma {
 // K tiles a split takes at least: each split loads its first tile with nothing to overlap it, and
 // adds M x N fp32 partial sums to write and read back.
 constexpr int64_t kMinKTilesPerSplit = 8;
-// Weight columns whose K loops a CU/SM should have at work: one block of 128-column tiles, two of
+// Weight columns whose K loops an SM/WGP should have at work: one block of 128-column tiles, two of
 // 64-column tiles.
 constexpr int64_t kColumnsPerSm = 128;
 
-// K splits for a grid of `blocks` output tiles of `tile_cols` columns on `sms` CUs/SMs. Every step of
-// the K loop waits on the global loads of the next K tile, so a CU/SM with too few blocks leaves
-// that latency unhidden: splitting K gives it more. The fewest splits that give every CU/SM
+// K splits for a grid of `blocks` output tiles of `tile_cols` columns on `sms` SMs/WGPs. Every step
+// of the K loop waits on the global loads of the next K tile, so an SM/WGP with too few blocks
+// leaves that latency unhidden: splitting K gives it more. The fewest splits that give every SM/WGP
 // kColumnsPerSm columns, rounded up to a power of two. Measured on an H200 (wgmma tiles, fp16,
 // forced splits 1-16 on (4096, 14336), (14336, 4096), (5120, 27648) and (4096, 4096), M = 16..1024;
 // README): within 1.12x of the best count with the large tile (M >= 128), 1.24x with the medium

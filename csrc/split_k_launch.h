@@ -2,6 +2,10 @@
 // ceil_div, and the launch of split_k_reduce_kernel over a [splits, M, N] fp32 workspace. Apart
 // from the kernel's header, which the gfx1100 ISA check compiles alone, without the runtime's
 // stream type; this one is compiled hipified with the plans by the HIP host-code check.
+//
+// Both plans size their grids by `sms`, the multiprocessor count the runtime reports
+// (multiProcessorCount): SMs on NVIDIA; on gfx11, where HIP runs workgroups in WGP mode, WGPs of
+// two CUs (48 on an RX 7900 XTX, 96 CUs), whose four SIMDs make a WGP the counterpart of an SM.
 #pragma once
 
 #include <cstdint>

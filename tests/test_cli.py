@@ -46,6 +46,17 @@ def test_info_build_line_says_which_group_sizes_decode_takes(monkeypatch: pytest
                            "of 32 or K (others: WMMA)")
 
 
+@pytest.mark.parametrize(("arch", "expected"), [
+    ("sm_90", "132 SMs"),
+    ("gfx1100", "48 WGPs (96 CUs)"),
+    ("gfx1030:sramecc-:xnack-", "48 WGPs (96 CUs)"),
+    ("gfx942:sramecc+:xnack-", "48 CUs"),
+])
+def test_info_names_what_the_multiprocessor_count_counts(arch: str, expected: str) -> None:
+    count = 132 if arch.startswith("sm_") else 48
+    assert cli_info.multiprocessors(count, arch) == expected
+
+
 SMALL = cli_check.Case("triton", torch.float16, m=3, k=256, n=64, group_size=128, symmetric=False, act_order=True)
 
 

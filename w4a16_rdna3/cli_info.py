@@ -12,12 +12,23 @@ from w4a16_rdna3 import _ops, kernels, platform
 TYPICAL_LAYER = {"k": 4096, "n": 14336, "group_size": 128}
 
 
+def multiprocessors(count: int, arch: str) -> str:
+    """What torch's multi_processor_count counts on this arch. HIP runs RDNA (gfx10 and later) in WGP
+    mode by default and counts WGPs there, two CUs each: 48 on an RX 7900 XTX. The kernels' launch
+    plans take the count as it is, one SM's share of work per WGP."""
+    if arch.startswith("sm_"):
+        return f"{count} SMs"
+    if arch.startswith("gfx") and not arch.startswith("gfx9"):
+        return f"{count} WGPs ({2 * count} CUs)"
+    return f"{count} CUs"
+
+
 def _device_line() -> str:
     if not torch.cuda.is_available():
         return "none visible to torch (CPU only)"
     props = torch.cuda.get_device_properties(0)
     arch = getattr(props, "gcnArchName", "") or f"sm_{props.major}{props.minor}"
-    return f"{props.name} ({arch}, {props.multi_processor_count} CUs/SMs)"
+    return f"{props.name} ({arch}, {multiprocessors(props.multi_processor_count, arch)})"
 
 
 def _build_line(info: dict | None, reason: str) -> str:
