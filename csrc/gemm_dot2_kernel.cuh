@@ -62,11 +62,12 @@ struct Tile {
   static constexpr size_t inbox_bytes(int splits) { return static_cast<size_t>(splits) * kRows * kColsPerBlock * 4; }
 };
 
-// Group sizes the decode kernel takes: a wave step's kLaneRows b_q rows (8 kLaneRows K values)
-// meet one scale row, so a group must hold whole steps (or be the one group of all K). On NVIDIA's
-// mma layout a step is 4 rows: G = 8 or 16 would put two groups under one scale (measured: relative
-// error 0.28 at G = 16), so there `gemm` takes the WMMA kernel for them and `gemm_dot2` refuses them.
-constexpr int kGroupMultiple = 8 * Tile<1>::kLaneRows;
+// Group sizes the decode kernel takes: the arch's decode math puts kRowsPerScale b_q rows (8
+// kRowsPerScale K values: a step of NVIDIA's mma layout, a batch of gfx11's per-lane one) under one
+// scale row, so a group must hold whole runs of them (or be the one group of all K). Both are 4
+// rows: G = 8 or 16 would put two groups under one scale (measured on NVIDIA: relative error 0.28
+// at G = 16), so `gemm` takes the WMMA kernel for them and `gemm_dot2` refuses them.
+constexpr int kGroupMultiple = 8 * Tile<1>::Math::kRowsPerScale;
 
 struct Dot2Args {
   const uint16_t* a;       // [M, K]
@@ -220,7 +221,7 @@ __device__ inline void prefetch_row(const LaneColumns<kColGroups>& cols, int chu
 // (n0 + c) % 8 since group_cols is a multiple of 8.
 template <bool kBf16, bool kHasZeros, int kRows, int kColGroups, class Fetched>
 __device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, const RowLoad<kColGroups>& l,
-                                       const Fetched& acts, int n0) {
+                                       const Fetched& acts, int n0, bool first_of_batch) {
 #pragma unroll
   for (int g = 0; g < kColGroups; ++g) {
     const uint32_t words[kColsPerLoad] = {l.w[g].x, l.w[g].y, l.w[g].z, l.w[g].w};
@@ -247,7 +248,7 @@ __device__ inline void accumulate_step(typename Tile<kRows>::Math::Acc& acc, con
       scale[c] = arch::bits_to_float<kBf16>(scale_bits[c]);
       zero_bias[c] = kOffsetIntBias + static_cast<float>(zero);
     }
-    Tile<kRows>::Math::template accumulate<kBf16>(acc, g, pairs, scale, zero_bias, acts);
+    Tile<kRows>::Math::template accumulate<kBf16>(acc, g, pairs, scale, zero_bias, acts, first_of_batch);
   }
 }
 
@@ -265,13 +266,18 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   static_assert(Tile<kRows>::kSmemBytes <= 64 * 1024, "RDNA3 allows 64 KiB of LDS per workgroup");
   using Math = typename Tile<kRows>::Math;
   static_assert(kWarps == Tile<kRows>::kWarps || kWarps == Tile<kRows>::kMinWarps, "a block size of the tile");
-  static_assert(Tile<kRows>::kLaneRows * 8 == kGroupMultiple, "one group multiple for every row tile");
+  static_assert(Tile<kRows>::Math::kRowsPerScale * 8 == kGroupMultiple, "one group multiple for every row tile");
   constexpr int kThreads = kWarps * arch::kWaveSize;
   constexpr int kColGroups = Tile<kRows>::kColGroups;
   constexpr int kLaneRows = Tile<kRows>::kLaneRows;
   constexpr int kColsPerBlock = Tile<kRows>::kColsPerBlock;
   constexpr int kLoadsInFlight = Tile<kRows>::kLoadsInFlight;
   static_assert(Tile<kRows>::kChunkRows % kLaneRows == 0, "a chunk is whole wave steps");
+  // Runs of kRowsPerScale rows under one scale start at multiples of it: chunks, K splits (whole
+  // blocks of kWarps rows, gemm_dot2_plan.h) and batches all do.
+  static_assert(Tile<kRows>::kChunkRows % Math::kRowsPerScale == 0 && kWarps % Math::kRowsPerScale == 0 &&
+                    (kLoadsInFlight * kLaneRows) % Math::kRowsPerScale == 0,
+                "a run of rows under one scale lies in one group");
   constexpr int kChunkK = Tile<kRows>::kChunkK;
   constexpr int kChunkRows = Tile<kRows>::kChunkRows;
   __shared__ arch::U32x4 smem[Tile<kRows>::kSmemBytes / 16];
@@ -358,9 +364,10 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight; ++u) {
         if (step + u * kLaneRows < rows) {  // the same for the whole wave: the mma needs all lanes
-          accumulate_step<kBf16, kHasZeros, kRows>(acc, batch[u], fetched[u], n0);
+          accumulate_step<kBf16, kHasZeros, kRows>(acc, batch[u], fetched[u], n0, u == 0);
         }
       }
+      if (step < rows) Math::end_batch(acc);
     }
   }
 

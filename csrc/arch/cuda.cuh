@@ -88,6 +88,7 @@ struct MmaDecode {
   // since fewer registers per thread leave room for more resident warps, and resident warps hide
   // the memory latency better than a longer batch per warp.
   static constexpr int kLoadsInFlight = 2 / kColGroups;
+  static constexpr int kRowsPerScale = kLaneRows;  // each step's sums meet their scale (accumulate)
   // Resident warps per SM the decode kernel's __launch_bounds__ asks for (in blocks), so that ptxas
   // keeps to 64 registers (80 for the 16-row tile). Measured on an H100 (decode tuner, 8-warp
   // blocks): unbound, the 8-row tile took 65 registers, 3 blocks per SM, and 20.7 instead of
@@ -171,7 +172,7 @@ struct MmaDecode {
   // A lane whose b_q row is outside the range gives zero activations: its weights are a re-read row.
   template <bool kBf16, class Activations>
   __device__ static void accumulate(Acc& acc, int group, const uint32_t (&w)[4][4], const float (&scale)[4],
-                                    const float (&)[4], const Fetched<Activations>& f) {
+                                    const float (&)[4], const Fetched<Activations>& f, bool /*first_of_batch*/) {
     uint32_t b[kRowTiles][4];
 #pragma unroll
     for (int t = 0; t < kRowTiles; ++t) {
@@ -200,6 +201,7 @@ struct MmaDecode {
           c = fmaf(scale[2 * u + e / 2], step[t][u][e], c);
         }
   }
+  __device__ static void end_batch(Acc&) {}  // the steps are scaled already
 };
 
 // Measured on an H100 (decode tuner, fp16, three layer shapes): the mma layout beat gfx11's
