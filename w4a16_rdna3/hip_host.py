@@ -39,7 +39,17 @@ class HostSource:
     functions: tuple[str, ...]  # C++ id-expressions of function template specialisations
 
 
-FLAGS = tuple(itertools.product(("false", "true"), repeat=2))  # (bf16, zeros) template arguments
+def cpp_bools(count: int) -> tuple[tuple[str, ...], ...]:
+    """Every combination of `count` C++ bool template arguments, false first."""
+    return tuple(itertools.product(("false", "true"), repeat=count))
+
+
+# The launchers' dispatch, shared with the ISA check's kernel list (isa.KERNEL_SOURCES): the
+# (bf16, zeros) flags, the decode row tiles (csrc/gemm_dot2.cu, launch_rows) and the WMMA tiles
+# (csrc/gemm_wmma.cu, launch_variant).
+FLAGS = cpp_bools(2)
+DECODE_ROW_TILES = ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
+WMMA_TILES = ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
 
 # Mirrors csrc/gemm_dot2.cu (launch_flags -> launch_rows -> launch), csrc/gemm_wmma.cu
 # (launch_variant over the three tiles -> launch_flags -> launch_tile) and csrc/gather_columns.cu
@@ -50,7 +60,7 @@ HOST_SOURCES = (
         tuple(
             f"w4a16::dot2::{function}<{bf16}, {zeros}, {rows}>"
             for bf16, zeros in FLAGS
-            for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
+            for rows in DECODE_ROW_TILES
             for function in ("plan_for_device", "split_meeting", "launch_planned")
         ),
     ),
@@ -58,7 +68,7 @@ HOST_SOURCES = (
         "gemm_wmma_plan.h",
         tuple(
             function
-            for tile in ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
+            for tile in WMMA_TILES
             for function in (
                 f"w4a16::wmma::plan_launch<w4a16::{tile}>",
                 *(f"w4a16::wmma::launch_planned<w4a16::{tile}, {bf16}, {zeros}>" for bf16, zeros in FLAGS),
@@ -67,7 +77,7 @@ HOST_SOURCES = (
     ),
     HostSource(
         "gather_columns_launch.h",
-        tuple(f"w4a16::launch_gather_columns<{bf16}>" for bf16 in ("false", "true")),
+        tuple(f"w4a16::launch_gather_columns<{bf16}>" for (bf16,) in cpp_bools(1)),
     ),
 )
 

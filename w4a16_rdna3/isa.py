@@ -25,7 +25,6 @@ The command then compiles the hipified launch plans host-side for the first arch
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import re
 import shutil
@@ -36,7 +35,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from w4a16_rdna3.hip_host import HipHostCheckError, check_hip_host
+from w4a16_rdna3.hip_host import (
+    DECODE_ROW_TILES,
+    FLAGS,
+    WMMA_TILES,
+    HipHostCheckError,
+    check_hip_host,
+    cpp_bools,
+)
 from w4a16_rdna3.isa_loops import LoopProfile, hot_loop, innermost_loops, loads_waited_alone
 
 DEFAULT_ARCHES = ("gfx1100", "gfx1101", "gfx1102", "gfx1151")
@@ -71,20 +77,17 @@ class KernelSource:
     instances: tuple[str, ...]
 
 
-def _bools(count: int) -> list[tuple[str, ...]]:
-    return list(itertools.product(("false", "true"), repeat=count))
-
-
 # Mirrors the dispatch in csrc/gemm_dot2.cu (launch_flags/launch_rows) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles), the K-split reduction both launch, and the act-order
-# gather ops.cpp runs before either. The coverage check below fails when a header declares a kernel that is not listed here.
+# (launch_variant over the three tiles), as hip_host.py lists it, the K-split reduction both
+# launch, and the act-order gather ops.cpp runs before either. The coverage check below fails when
+# a header declares a kernel that is not listed here.
 KERNEL_SOURCES = (
     KernelSource(
         "gemm_dot2_kernel.cuh",
         tuple(
             f"w4a16::dot2::gemm_dot2_kernel<{bf16}, {zeros}, {rows}, {warps}>"
-            for bf16, zeros in _bools(2)
-            for rows in ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
+            for bf16, zeros in FLAGS
+            for rows in DECODE_ROW_TILES
             for warps in sorted({f"w4a16::dot2::Tile<{rows}>::kWarps", f"w4a16::dot2::Tile<{rows}>::kMinWarps"})
         ),
     ),
@@ -92,17 +95,17 @@ KERNEL_SOURCES = (
         "gemm_wmma_kernel.cuh",
         tuple(
             f"w4a16::gemm_wmma_kernel<w4a16::{tile}, {bf16}, {zeros}>"
-            for tile in ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
-            for bf16, zeros in _bools(2)
+            for tile in WMMA_TILES
+            for bf16, zeros in FLAGS
         ),
     ),
     KernelSource(
         "gather_columns_kernel.cuh",
-        tuple(f"w4a16::gather_columns_kernel<{bf16}>" for (bf16,) in _bools(1)),
+        tuple(f"w4a16::gather_columns_kernel<{bf16}>" for (bf16,) in cpp_bools(1)),
     ),
     KernelSource(
         "split_k_reduce_kernel.cuh",
-        tuple(f"w4a16::split_k_reduce_kernel<{bf16}>" for (bf16,) in _bools(1)),
+        tuple(f"w4a16::split_k_reduce_kernel<{bf16}>" for (bf16,) in cpp_bools(1)),
     ),
 )
 
