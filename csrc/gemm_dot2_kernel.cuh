@@ -367,7 +367,7 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
           accumulate_step<kBf16, kHasZeros, kRows>(acc, batch[u], fetched[u], n0, u == 0);
         }
       }
-      if (step < rows) Math::end_batch(acc);
+      if (step < rows) Math::end_batch(acc);  // the batch's sums meet their scale (gfx11's math)
     }
   }
 

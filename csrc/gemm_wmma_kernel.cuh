@@ -108,8 +108,8 @@ struct StageMap {
   // Word j: tile column b_col, K offset b_k + j * kBKStep; consecutive threads read consecutive
   // columns (coalesced). G % 8 == 0, so all 8 K values of a word share one group. A wave's threads
   // lie in one run of kBN, so b_k is the wave's: said so (arch::wave_uniform), gfx11 computes the
-  // words' K index, group and row offsets in scalar registers, 12 VALU instructions fewer per K
-  // step in the fp16 32x64 tile's loop (58 to 46).
+  // words' K index, group and row offsets in scalar registers, 9 VALU instructions fewer per K
+  // step in the fp16 32x64 tile's loop (58 to 49).
   int b_col, b_k;
 
   __device__ static StageMap of_thread() {

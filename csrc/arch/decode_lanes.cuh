@@ -23,7 +23,7 @@ struct LaneDecode {
   static constexpr int kLoadsInFlight = 4;
   // b_q rows under one scale: a wave's batch (kLoadsInFlight steps of one row). Its dot2 sums chain
   // across the batch and meet scale and zero point once: per row and column 2 FMAs a batch instead
-  // of 2 a step, a quarter of the loop's VALU instructions at M = 8 and 16 (gfx1100 ISA; not
+  // of 2 a step, 31% and 40% of the loop's VALU instructions at M = 8 and 16 (gfx1100 ISA; not
   // measured there). Batches start at multiples of 4 rows, so groups of 32 K values (and their
   // multiples) hold whole batches.
   static constexpr int kRowsPerScale = kLaneRows * kLoadsInFlight;
@@ -127,8 +127,8 @@ using SplitSums = WorkspaceSplitSums;  // no thread-block clusters
 // M = 16 the dot2 work of a (4096, 14336) layer (~0.47 G v_dot2 at ~2 per lane per clock on 96
 // CUs) takes about as long as reading its 30 MB of weights at 960 GB/s; the whole loop, 1183 VALU
 // instructions per 2 KiB of a wave's weights in fp16, would need about 1.2x the issue slots that
-// streaming leaves (README, "Decode: the dot2 kernel"), where the WMMA kernel's 32-row tile would compute half
-// padding. Where the two cross is for a gfx1100 card to measure.
+// streaming leaves (README, "Decode: the dot2 kernel"), where the WMMA kernel's 32-row tile would
+// compute half padding. Where the two cross is for a gfx1100 card to measure.
 constexpr int kGemmDot2MaxM = 16;
 
 }  // namespace w4a16::arch
