@@ -96,7 +96,8 @@ using Launcher = void (*)(const torch::Tensor&, const torch::Tensor&, const torc
                           const OptTensor&, torch::Tensor&);
 
 // The kernels read a, b_q and perm 16 bytes at a time and scales 8 bytes at a time; a tensor that
-// is a view at an odd offset is copied once to an aligned buffer (fresh tensors never are).
+// is a view at an odd offset is copied once to an aligned buffer (fresh tensors never are). The
+// act-order gather reads `a` 2 bytes at a time and writes a fresh tensor: `a` is not copied there.
 torch::Tensor aligned(const torch::Tensor& t, uintptr_t alignment) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % alignment == 0 ? t : t.clone();
 }
@@ -114,8 +115,7 @@ torch::Tensor run(Pick pick, const torch::Tensor& a, const torch::Tensor& b_q, c
   const c10::cuda::CUDAGuard guard(a.device());
   torch::Tensor out = torch::empty({a.size(0), b_q.size(1)}, a.options());
   if (a.size(0) == 0) return out;
-  const torch::Tensor a16 = aligned(a, 16);
-  const torch::Tensor a_in_k_order = perm ? gather_columns(a16, aligned(*perm, 16)) : a16;
+  const torch::Tensor a_in_k_order = perm ? gather_columns(a, aligned(*perm, 16)) : aligned(a, 16);
   launch(a_in_k_order, aligned(b_q, 16), aligned(scales, 8), zeros, bias, out);
   return out;
 }

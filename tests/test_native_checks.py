@@ -113,6 +113,33 @@ def test_perm_out_of_range_gives_nan_not_a_fault(build, op):
     assert bool(torch.isnan(out).all())
 
 
+def _at_odd_offset(x: torch.Tensor) -> torch.Tensor:
+    """x's values in a contiguous view that starts one element into its buffer (not 16-byte
+    aligned)."""
+    buffer = torch.empty(x.numel() + 1, dtype=x.dtype, device=x.device)
+    view = buffer[1:].view(x.shape)
+    view.copy_(x)
+    return view
+
+
+@requires_cuda
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("act_order", [False, True], ids=["sym", "perm"])
+def test_views_at_an_odd_offset_give_the_aligned_result(build, op, act_order):
+    """Every input a view that is not 16-byte aligned: the op copies what its kernels read in
+    16-byte pieces (or gathers `a` straight from the view) and returns the aligned inputs' result."""
+    args = good_args()
+    if not act_order:
+        args["perm"] = None
+    ops = build_ops(build)
+    expected = getattr(ops, op)(*args.values())
+    shifted = {name: None if t is None else _at_odd_offset(t) for name, t in args.items()}
+    assert all(t is None or t.data_ptr() % 16 != 0 for t in shifted.values())
+    out = getattr(ops, op)(*shifted.values())
+    assert torch.equal(out, expected)
+
+
 @requires_cuda
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("op,m", [("gemm_dot2", 4), ("gemm_wmma", 64)])
