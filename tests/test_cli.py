@@ -51,6 +51,7 @@ def test_info_build_line_says_which_group_sizes_decode_takes(monkeypatch: pytest
     ("gfx1100", "48 WGPs (96 CUs)"),
     ("gfx1030:sramecc-:xnack-", "48 WGPs (96 CUs)"),
     ("gfx942:sramecc+:xnack-", "48 CUs"),
+    ("gfx803", "48 CUs"),
 ])
 def test_info_names_what_the_multiprocessor_count_counts(arch: str, expected: str) -> None:
     count = 132 if arch.startswith("sm_") else 48

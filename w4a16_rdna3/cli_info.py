@@ -18,7 +18,7 @@ def multiprocessors(count: int, arch: str) -> str:
     plans take the count as it is, one SM's share of work per WGP."""
     if arch.startswith("sm_"):
         return f"{count} SMs"
-    if arch.startswith("gfx") and not arch.startswith("gfx9"):
+    if arch.startswith("gfx1"):  # gfx10xx, gfx11xx, gfx12xx: RDNA
         return f"{count} WGPs ({2 * count} CUs)"
     return f"{count} CUs"
 
