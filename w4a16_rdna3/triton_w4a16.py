@@ -361,25 +361,25 @@ def _launch(
     splits = triton.cdiv(k_rows, rows_per_split)
     is_split = splits > 1
     ws = torch.empty((splits, m, n), dtype=torch.float32, device=a.device) if is_split else out
-    # Unused pointer arguments get a valid tensor; their constexpr flag keeps them unread.
-    weights = (b_q, scales, b_q if zeros is None else zeros)
-    tail = (scales if bias is None else bias, out, ws, m, n, k, rows_per_split, _FP32_2POW23_BITS)
-    flags = dict(HAS_ZEROS=zeros is not None, HAS_BIAS=bias is not None, IS_SPLIT=is_split,
-                 BLOCK_N=config.block_n, num_warps=config.num_warps)
     if perm is not None:
         gathered = torch.empty_like(a)
         _gather_columns_kernel[(triton.cdiv(m, _GATHER_BLOCK_M), triton.cdiv(k, _GATHER_BLOCK_K))](
             a, perm, gathered, m, k, BLOCK_M=_GATHER_BLOCK_M, BLOCK_K=_GATHER_BLOCK_K)
         a = gathered
+    # Unused pointer arguments get a valid tensor; their constexpr flag keeps them unread.
+    args = (a, b_q, scales, b_q if zeros is None else zeros, scales if bias is None else bias, out, ws, m, n, k,
+            rows_per_split, _FP32_2POW23_BITS)
+    flags = dict(HAS_ZEROS=zeros is not None, HAS_BIAS=bias is not None, IS_SPLIT=is_split,
+                 BLOCK_N=config.block_n, num_warps=config.num_warps)
     if config.kernel == "gemv":
         grid = (m, triton.cdiv(n, config.block_n), splits)
         # The group size is a compile-time constant here (one kernel per G, per K when channelwise):
         # the per-row group index becomes a shift, and a step that lies in one group is known.
-        _gemv_kernel[grid](a, *weights, *tail, BLOCK_KP=step_rows, GROUP_ROWS=shape.group_size // PACK_FACTOR,
+        _gemv_kernel[grid](*args, BLOCK_KP=step_rows, GROUP_ROWS=shape.group_size // PACK_FACTOR,
                            NUM_STAGES=config.num_stages, EVICT=config.evict, **flags)
     else:
         grid = (triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n), splits)
-        _tiled_kernel[grid](a, *weights, *tail, shape.group_size, BLOCK_M=config.block_m, BLOCK_K=config.block_k,
+        _tiled_kernel[grid](*args, shape.group_size, BLOCK_M=config.block_m, BLOCK_K=config.block_k,
                             GROUP_M=config.group_m, num_stages=config.num_stages, **flags)
     if is_split:
         _splitk_reduce_kernel[(triton.cdiv(m * n, _REDUCE_BLOCK),)](
