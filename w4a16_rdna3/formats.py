@@ -176,8 +176,8 @@ def _act_order_perm(g_idx: torch.Tensor | None, k: int, group_size: int, name: s
     if g_idx is None:
         return None
     if not isinstance(g_idx, torch.Tensor) or g_idx.dim() != 1 or g_idx.shape[0] != k:
-        got = list(g_idx.shape) if isinstance(g_idx, torch.Tensor) else type(g_idx).__name__
-        raise ValueError(f"{name}: expected a 1-D tensor of length K = {k}, got {got}")
+        shape = list(g_idx.shape) if isinstance(g_idx, torch.Tensor) else type(g_idx).__name__
+        raise ValueError(f"{name}: expected a 1-D tensor of length K = {k}, got {shape}")
     g_idx = g_idx.to(torch.int64)
     trivial = torch.arange(k, device=g_idx.device) // group_size
     if torch.equal(g_idx, trivial):

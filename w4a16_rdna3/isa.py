@@ -233,12 +233,12 @@ _METADATA_KEYS = {
 }
 
 
-def parse_metadata(asm: str) -> list[dict[str, object]]:
+def parse_metadata(asm: str) -> list[dict[str, int | str]]:
     """Per kernel: the top-level keys of its entry in the amdhsa.kernels YAML metadata."""
     block = re.search(r"^\s*\.amdgpu_metadata\n(.*?)^\s*\.end_amdgpu_metadata", asm, re.S | re.M)
     if block is None:
         raise IsaCheckError("no .amdgpu_metadata block in the assembly")
-    kernels: list[dict[str, object]] = []
+    kernels: list[dict[str, int | str]] = []
     for line in block[1].splitlines():
         if re.match(r"^  - ", line):  # a new entry of amdhsa.kernels
             kernels.append({})
@@ -307,8 +307,9 @@ def loop_problems(kind: str, loops: list[LoopProfile], main: LoopProfile | None,
         for loop in loops
         if not loop.loads_leave_together
     ]
-    if kind in ("wmma", "dot2") and main is None:
-        problems.append(f"no loop holds the {kind} instructions")
+    if main is None:
+        if kind in ("wmma", "dot2"):
+            problems.append(f"no loop holds the {kind} instructions")
     elif kind == "wmma":
         if main.matrix_under_loads < main.matrix:
             problems.append(f"main loop {main.header}: {main.matrix - main.matrix_under_loads} of {main.matrix} v_wmma "

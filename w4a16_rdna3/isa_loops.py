@@ -121,7 +121,7 @@ def _profile(header: str, instructions: list[str]) -> LoopProfile:
 def innermost_loops(body: str) -> list[LoopProfile]:
     """Every innermost loop of one function's assembly (isa.function_body), in layout order."""
     blocks = _blocks(body)
-    headers = [header for header, is_header, _ in blocks if is_header]
+    headers = [header for header, is_header, _ in blocks if is_header and header is not None]
     return [
         _profile(h, [line for header, _, instructions in blocks if header == h for line in instructions])
         for h in headers

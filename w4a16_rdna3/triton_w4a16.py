@@ -372,7 +372,7 @@ def _launch(
     flags = dict(HAS_ZEROS=zeros is not None, HAS_BIAS=bias is not None, IS_SPLIT=is_split,
                  BLOCK_N=config.block_n, num_warps=config.num_warps)
     if config.kernel == "gemv":
-        grid = (m, triton.cdiv(n, config.block_n), splits)
+        grid: tuple[int, ...] = (m, triton.cdiv(n, config.block_n), splits)
         # The group size is a compile-time constant here (one kernel per G, per K when channelwise):
         # the per-row group index becomes a shift, and a step that lies in one group is known.
         _gemv_kernel[grid](*args, BLOCK_KP=step_rows, GROUP_ROWS=shape.group_size // PACK_FACTOR,
