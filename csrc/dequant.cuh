@@ -96,21 +96,22 @@ __device__ inline void dequant8_paired_f16(uint32_t w, uint32_t zero, uint16_t s
   for (int j = 0; j < 4; ++j) out[j] = arch::pk_mul_f16(centred[j], scale_bits * 0x00010001u);
 }
 
-// bf16, in natural K order: gfx11 has no packed bf16 math, so fp32, one value at a time: the nibble
-// in the mantissa of 16.0 (bits 19-22, ulp 1 there) is 16 + q, and (16 + q) * s - (16 + z) * s is
-// (q - z) * s in one FMA: (16 + z) * s is exact in fp32 (5-bit times 8-bit significand), so the FMA
-// is exact too ((q - z) * s fits 12 bits) and only the rounding to bf16 remains. That holds for
-// |s| < 2^123, every real scale. A scale past it, infinite or NaN gets scale 0 and offset +infinity
-// instead: its group dequantises to +infinity and its outputs are not finite, as the reference's
-// are. So the FMA never gives NaN, and the rounding needs no NaN select.
+// bf16, in natural K order: gfx11 has no packed bf16 math, so fp32, one value at a time. The arch
+// gives each nibble as the exact fp32 B + q (B = kNibbleBias: byte_nibble_floats), and (B + q) * s -
+// (B + z) * s is (q - z) * s in one FMA: (B + z) * s is exact in fp32 (at most 5-bit times 8-bit
+// significand), so the FMA is exact too ((q - z) * s fits 12 bits) and only the rounding to bf16
+// remains. That holds for |s| < 2^123, every real scale. A scale past it, infinite or NaN gets scale
+// 0 and offset +infinity instead: its group dequantises to +infinity and its outputs are not finite,
+// as the reference's are. So the FMA never gives NaN, and the rounding needs no NaN select.
 struct Bf16GroupDequant {
   float scale;
-  float neg_offset_scale;  // -(16 + z) * s
+  float neg_offset_scale;  // -(B + z) * s
 
   __device__ static Bf16GroupDequant of(uint16_t scale_bits, uint32_t zero) {
     const float s = arch::bits_to_float<true>(scale_bits);
     const bool exact = fabsf(s) < 0x1p123f;  // false for NaN
-    return {exact ? s : 0.0f, exact ? -static_cast<float>(16u + zero) * s : arch::as_float(0x7F800000u)};
+    return {exact ? s : 0.0f,
+            exact ? -static_cast<float>(arch::kNibbleBias + zero) * s : arch::as_float(0x7F800000u)};
   }
 };
 
@@ -118,11 +119,10 @@ struct Bf16GroupDequant {
 __device__ inline void dequant8_bf16(uint32_t w, const Bf16GroupDequant& g, uint32_t (&out)[4]) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    const uint32_t t = w >> (8 * j);
-    const float offset_lo = arch::as_float(0x41800000u | (t & 0xFu) << 19);  // 16 + q
-    const float offset_hi = arch::as_float(0x41800000u | (t & 0xF0u) << 15);
-    out[j] = arch::pk_bf16_pack_of_non_nan(fmaf(offset_lo, g.scale, g.neg_offset_scale),
-                                           fmaf(offset_hi, g.scale, g.neg_offset_scale));
+    float offset[2];  // B + q of K offsets 2j, 2j + 1
+    arch::byte_nibble_floats(w, j, offset);
+    out[j] = arch::pk_bf16_pack_of_non_nan(fmaf(offset[0], g.scale, g.neg_offset_scale),
+                                           fmaf(offset[1], g.scale, g.neg_offset_scale));
   }
 }
 

@@ -1,6 +1,6 @@
 // gfx11's bf16 arithmetic on the bits: it has neither a bf16 convert nor packed bf16 instructions.
 // Included by gfx11.cuh and by rdna3_emu.cuh, after their as_float / as_uint / high_halves /
-// f16_bits, so that the emulation build runs this very code in every bf16 kernel;
+// f16_bits / byte_low_nibbles, so that the emulation build runs this very code in every bf16 kernel;
 // tests/test_gfx11_bf16_rounding.py also runs the two roundings on the CPU against torch's (host and
 // device functions of the bits).
 #pragma once
@@ -44,6 +44,18 @@ __device__ inline uint32_t pk_bf16_pack(float lo, float hi) {
 // pk_bf16_pack of two values known not to be NaN (bf16_in_high_half_of_non_nan).
 __device__ inline uint32_t pk_bf16_pack_of_non_nan(float lo, float hi) {
   return high_halves(bf16_in_high_half_of_non_nan(as_uint(lo)), bf16_in_high_half_of_non_nan(as_uint(hi)));
+}
+
+// Byte b of a b_q int32 (nibbles 2b, 2b + 1) as the exact fp32 values kNibbleBias + q, for the bf16
+// WMMA staging (dequant8_bf16): the low and the high nibble of every byte masked to bits 0-3 of
+// their byte (the including header's byte_low_nibbles; the same two masks for every b of a word),
+// then one v_cvt_f32_ubyte0..3 per value. Building 16 + q in the mantissa of 16.0, as NVIDIA does,
+// took two instructions per value here: 8-12 more VALU instructions per K step in the bf16 WMMA
+// loops on gfx1100.
+constexpr uint32_t kNibbleBias = 0;
+__device__ inline void byte_nibble_floats(uint32_t w, int b, float (&v)[2]) {
+  v[0] = static_cast<float>((byte_low_nibbles(w) >> (8 * b)) & 0xFFu);
+  v[1] = static_cast<float>((byte_low_nibbles(w >> 4) >> (8 * b)) & 0xFFu);
 }
 
 // Packed bf16 subtraction: each half widened (exact), subtracted in fp32 and rounded to nearest

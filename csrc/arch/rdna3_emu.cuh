@@ -18,6 +18,9 @@ constexpr int kWaveSize = 32;  // an NVIDIA warp models one RDNA3 wave32
 // wherever it is called), so a value that is not in fact uniform gives wrong results here too.
 __device__ inline int wave_uniform(int x) { return __shfl_sync(0xffffffffu, x, 0); }
 
+// x & 0x0f0f0f0f, the low nibble of every byte (gfx11 masks in asm, for its byte conversions).
+__device__ inline uint32_t byte_low_nibbles(uint32_t x) { return x & 0x0F0F0F0Fu; }
+
 // fp32 -> fp16 bits, round to nearest even, as gfx11's v_cvt_f16_f32.
 __device__ inline uint16_t f16_bits(float x) { return __half_as_ushort(__float2half_rn(x)); }
 
