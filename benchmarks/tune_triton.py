@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from w4a16_rdna3.bench import (  # noqa: E402
-    copies_to_exceed_l2,
+    copies_to_exceed_cache,
     int4_bytes,
     measure_copy_bandwidth,
     random_int4_layer,
@@ -165,7 +165,7 @@ def time_all(ms: list[int], baseline_path: Path | None, device: torch.device, au
     csv = ["k,n,m,us,pct_copy,config\n"]
     for k, n in SHAPES:
         nbytes = int4_bytes(k, n, GROUP_SIZE, DTYPE, zeros=False)
-        copies = copies_to_exceed_l2(nbytes, device)
+        copies = copies_to_exceed_cache(nbytes, device)
         layers = [random_int4_layer(k, n, GROUP_SIZE, DTYPE, device, zeros=False, seed=s) for s in range(copies)]
         for m in ms:
             a = torch.randn((m, k), device=device, dtype=DTYPE)

@@ -1,7 +1,9 @@
 """The benchmark's layers (CPU): what each layout option puts in them and counts as read."""
 
+import pytest
 import torch
 
+from w4a16_rdna3 import bench
 from w4a16_rdna3.bench import int4_bytes, random_int4_layer
 from w4a16_rdna3.bench_gemm import Layout
 
@@ -33,3 +35,20 @@ def test_layout_names_its_results() -> None:
     assert Layout().name() == "symmetric" and Layout().file_tag() == ""
     both = Layout(zeros=True, act_order=True)
     assert both.name() == "zero points + act-order" and both.file_tag() == "_zeros_act_order"
+
+
+def test_weight_copies_exceed_twice_the_last_level_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On ROCm the copies must exceed the Infinity Cache behind the L2, which torch does not report
+    (an RX 7900 XTX has a 6 MB L2 and 96 MB behind it); on NVIDIA the L2 is the last level."""
+    layer_bytes, l2 = 29 * 2**20, 6 * 2**20
+    monkeypatch.setattr(bench, "l2_cache_bytes", lambda device: l2)
+    device = torch.device("cpu")
+
+    monkeypatch.setattr(torch.version, "hip", "6.4.0")
+    copies = bench.copies_to_exceed_cache(layer_bytes, device)
+    assert copies * layer_bytes >= 2 * bench.ROCM_LAST_LEVEL_CACHE_BYTES >= 2 * 96 * 2**20
+    assert (copies - 1) * layer_bytes < 2 * bench.ROCM_LAST_LEVEL_CACHE_BYTES
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert bench.copies_to_exceed_cache(layer_bytes, device) == 2  # 2 x 6 MB fits in one copy: the floor
+    assert bench.copies_to_exceed_cache(2**20, device) == 12

@@ -4,8 +4,9 @@ Rules they enforce, because each one once made a number lie:
 * device time from events, median of many runs after a warm-up;
 * calls are replayed from a CUDA/HIP graph, so the Python launch cost of a short kernel is not
   counted as GPU time (a 10 us kernel behind 40 us of Python would otherwise read as 40 us);
-* weights rotate over enough copies to exceed the L2 cache, so every call streams its weights
-  from memory as it does in a real model (each layer's weights are read once per token);
+* weights rotate over enough copies to exceed the last-level cache (the L2; on AMD GPUs also the
+  Infinity Cache behind it), so every call streams its weights from memory as it does in a real
+  model (each layer's weights are read once per token);
 * data is random, never zeros (zero pages and compressed memory can flatter a kernel).
 """
 
@@ -18,6 +19,10 @@ from dataclasses import dataclass
 import torch
 
 DEFAULT_L2_BYTES = 64 * 2**20  # used when the device does not report its L2 size
+# AMD GPUs keep a last-level cache behind the L2 (Infinity Cache / MALL: 96 MB on an RX 7900 XTX,
+# 256 MB on an MI300X) that torch's device properties leave out. Weights that fit in it would be
+# timed at its speed, well above memory's, so on ROCm the copies must exceed this bound too.
+ROCM_LAST_LEVEL_CACHE_BYTES = 256 * 2**20
 _PACK_FACTOR = 8  # int4 values per int32
 _MAX_CLOCK_HZ = 2.5e9  # above any current GPU's boost clock: sleeps sized with it are long enough
 
@@ -39,9 +44,16 @@ def l2_cache_bytes(device: torch.device) -> int:
     return int(size) if size and size > 0 else DEFAULT_L2_BYTES
 
 
-def copies_to_exceed_l2(bytes_per_copy: int, device: torch.device) -> int:
-    """Number of copies whose total is at least twice the L2 size (at least 2)."""
-    return max(2, math.ceil(2 * l2_cache_bytes(device) / max(1, bytes_per_copy)))
+def last_level_cache_bytes(device: torch.device) -> int:
+    """The largest cache between the kernels and memory: the L2 on NVIDIA; on ROCm the larger of the
+    L2 and ROCM_LAST_LEVEL_CACHE_BYTES."""
+    l2 = l2_cache_bytes(device)
+    return max(l2, ROCM_LAST_LEVEL_CACHE_BYTES) if torch.version.hip else l2
+
+
+def copies_to_exceed_cache(bytes_per_copy: int, device: torch.device) -> int:
+    """Number of copies whose total is at least twice the last-level cache (at least 2)."""
+    return max(2, math.ceil(2 * last_level_cache_bytes(device) / max(1, bytes_per_copy)))
 
 
 def int4_bytes(k: int, n: int, group_size: int, dtype: torch.dtype, zeros: bool, act_order: bool = False) -> int:
@@ -152,10 +164,10 @@ def measure_copy_bandwidth(device: torch.device, nbytes: int = 2**30, reps: int 
 
 def time_dense_matmul_us(m: int, k: int, n: int, dtype: torch.dtype, device: torch.device,
                          *, warmup: int = 10, reps: int = 100) -> float:
-    """Median time of torch.matmul(a [m, k], w [k, n]) with w rotated past the L2."""
+    """Median time of torch.matmul(a [m, k], w [k, n]) with w rotated past the last-level cache."""
     gen = torch.Generator(device=device).manual_seed(0)
     a = torch.randn((m, k), generator=gen, device=device).to(dtype)
-    copies = copies_to_exceed_l2(k * n * torch.finfo(dtype).bits // 8, device)
+    copies = copies_to_exceed_cache(k * n * torch.finfo(dtype).bits // 8, device)
     weights = [torch.randn((k, n), generator=gen, device=device).to(dtype) for _ in range(copies)]
     return time_us(lambda i: torch.matmul(a, weights[i]), copies, warmup=warmup, reps=reps)
 
