@@ -97,7 +97,7 @@ __device__ inline void dequant8_paired_f16(uint32_t w, uint32_t zero, uint16_t s
 }
 
 // bf16, in natural K order: gfx11 has no packed bf16 math, so fp32, one value at a time. The arch
-// gives each nibble as the exact fp32 B + q (B = kNibbleBias: byte_nibble_floats), and (B + q) * s -
+// gives each nibble as the exact fp32 B + q (B = NibbleBytes::kBias), and (B + q) * s -
 // (B + z) * s is (q - z) * s in one FMA: (B + z) * s is exact in fp32 (at most 5-bit times 8-bit
 // significand), so the FMA is exact too ((q - z) * s fits 12 bits) and only the rounding to bf16
 // remains. That holds for |s| < 2^123, every real scale. A scale past it, infinite or NaN gets scale
@@ -111,16 +111,17 @@ struct Bf16GroupDequant {
     const float s = arch::bits_to_float<true>(scale_bits);
     const bool exact = fabsf(s) < 0x1p123f;  // false for NaN
     return {exact ? s : 0.0f,
-            exact ? -static_cast<float>(arch::kNibbleBias + zero) * s : arch::as_float(0x7F800000u)};
+            exact ? -static_cast<float>(arch::NibbleBytes::kBias + zero) * s : arch::as_float(0x7F800000u)};
   }
 };
 
 // out[j] = dequantised K offsets (2j, 2j + 1) of one b_q int32, low half first.
 __device__ inline void dequant8_bf16(uint32_t w, const Bf16GroupDequant& g, uint32_t (&out)[4]) {
+  const auto nibbles = arch::NibbleBytes::of(w);
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     float offset[2];  // B + q of K offsets 2j, 2j + 1
-    arch::byte_nibble_floats(w, j, offset);
+    nibbles.floats(j, offset);
     out[j] = arch::pk_bf16_pack_of_non_nan(fmaf(offset[0], g.scale, g.neg_offset_scale),
                                            fmaf(offset[1], g.scale, g.neg_offset_scale));
   }

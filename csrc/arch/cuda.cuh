@@ -33,15 +33,21 @@ __device__ inline uint32_t pk_bf16_pack(float lo, float hi) { return bits_of_pai
 // The same for two values known not to be NaN (gfx11 saves its NaN select there).
 __device__ inline uint32_t pk_bf16_pack_of_non_nan(float lo, float hi) { return pk_bf16_pack(lo, hi); }
 
-// Byte b of a b_q int32 (nibbles 2b, 2b + 1) as the exact fp32 values kNibbleBias + q, for the bf16
-// WMMA staging (dequant8_bf16): the nibble in the mantissa of 16.0 (bits 19-22, ulp 1 there), ALU
+// One b_q int32's nibbles as exact fp32 values kBias + q, for the bf16 WMMA staging
+// (dequant8_bf16), byte by byte: the nibble in the mantissa of 16.0 (bits 19-22, ulp 1 there), ALU
 // work only, where an int -> float conversion would run at a quarter of the ALU rate.
-constexpr uint32_t kNibbleBias = 16;
-__device__ inline void byte_nibble_floats(uint32_t w, int b, float (&v)[2]) {
-  const uint32_t t = w >> (8 * b);
-  v[0] = as_float(0x41800000u | (t & 0xFu) << 19);
-  v[1] = as_float(0x41800000u | (t & 0xF0u) << 15);
-}
+struct NibbleBytes {
+  static constexpr uint32_t kBias = 16;
+  uint32_t word;
+
+  __device__ static NibbleBytes of(uint32_t w) { return {w}; }
+  // K offsets 2b and 2b + 1.
+  __device__ void floats(int b, float (&v)[2]) const {
+    const uint32_t t = word >> (8 * b);
+    v[0] = as_float(0x41800000u | (t & 0xFu) << 19);
+    v[1] = as_float(0x41800000u | (t & 0xF0u) << 15);
+  }
+};
 
 // Packed bf16 subtraction (sm_90 has it natively), IEEE round to nearest even.
 __device__ inline uint32_t pk_sub_bf16(uint32_t a, uint32_t b) {

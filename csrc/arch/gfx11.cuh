@@ -48,7 +48,7 @@ __device__ inline uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) { re
 __device__ inline uint32_t low_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x05040100u); }
 __device__ inline uint32_t high_halves(uint32_t lo, uint32_t hi) { return __builtin_amdgcn_perm(hi, lo, 0x07060302u); }
 
-// x & 0x0f0f0f0f, the low nibble of every byte, for byte_nibble_floats to convert byte by byte
+// x & 0x0f0f0f0f, the low nibble of every byte, for NibbleBytes to convert byte by byte
 // (v_cvt_f32_ubyte1..3 read bytes 1-3 in place). In asm, because LLVM would otherwise narrow the
 // one mask into a bit-field extract per byte, an instruction more per converted value.
 __device__ inline uint32_t byte_low_nibbles(uint32_t x) {

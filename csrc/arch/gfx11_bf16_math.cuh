@@ -46,17 +46,22 @@ __device__ inline uint32_t pk_bf16_pack_of_non_nan(float lo, float hi) {
   return high_halves(bf16_in_high_half_of_non_nan(as_uint(lo)), bf16_in_high_half_of_non_nan(as_uint(hi)));
 }
 
-// Byte b of a b_q int32 (nibbles 2b, 2b + 1) as the exact fp32 values kNibbleBias + q, for the bf16
-// WMMA staging (dequant8_bf16): the low and the high nibble of every byte masked to bits 0-3 of
-// their byte (the including header's byte_low_nibbles; the same two masks for every b of a word),
-// then one v_cvt_f32_ubyte0..3 per value. Building 16 + q in the mantissa of 16.0, as NVIDIA does,
-// took two instructions per value here: 8-12 more VALU instructions per K step in the bf16 WMMA
-// loops on gfx1100.
-constexpr uint32_t kNibbleBias = 0;
-__device__ inline void byte_nibble_floats(uint32_t w, int b, float (&v)[2]) {
-  v[0] = static_cast<float>((byte_low_nibbles(w) >> (8 * b)) & 0xFFu);
-  v[1] = static_cast<float>((byte_low_nibbles(w >> 4) >> (8 * b)) & 0xFFu);
-}
+// One b_q int32's nibbles as exact fp32 values kBias + q, for the bf16 WMMA staging
+// (dequant8_bf16): the low and the high nibble of every byte masked to bits 0-3 of their byte once
+// per word (the including header's byte_low_nibbles), then one v_cvt_f32_ubyte0..3 per value.
+// Building 16 + q in the mantissa of 16.0, as NVIDIA does, took two instructions per value here:
+// 8-12 more VALU instructions per K step in the bf16 WMMA loops on gfx1100.
+struct NibbleBytes {
+  static constexpr uint32_t kBias = 0;
+  uint32_t even, odd;  // byte b: nibble 2b, nibble 2b + 1
+
+  __device__ static NibbleBytes of(uint32_t w) { return {byte_low_nibbles(w), byte_low_nibbles(w >> 4)}; }
+  // K offsets 2b and 2b + 1.
+  __device__ void floats(int b, float (&v)[2]) const {
+    v[0] = static_cast<float>((even >> (8 * b)) & 0xFFu);
+    v[1] = static_cast<float>((odd >> (8 * b)) & 0xFFu);
+  }
+};
 
 // Packed bf16 subtraction: each half widened (exact), subtracted in fp32 and rounded to nearest
 // even, the result of an IEEE bf16 subtraction.
