@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -46,6 +47,11 @@ int64_t blocks_of(int64_t m, int64_t n) {
 }
 
 }  // namespace
+
+int64_t gemm_wmma_max_k() {
+  constexpr int64_t kTallest = std::max({WmmaTileLarge::kBM, WmmaTileMedium::kBM, WmmaTileSmall::kBM});
+  return (int64_t{1} << 31) / kTallest;
+}
 
 void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const torch::Tensor& scales,
                       const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& bias,

@@ -15,4 +15,8 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
                       const std::optional<torch::Tensor>& zeros, const std::optional<torch::Tensor>& bias,
                       torch::Tensor& out);
 
+// Largest K the prefill kernel takes (2^24 with 128-row tiles): its staging loads address a tile's
+// rows of `a` by 32-bit byte offsets (arch::LaneAddress), 2 K bytes a row.
+int64_t gemm_wmma_max_k();
+
 }  // namespace w4a16

@@ -87,7 +87,7 @@ struct WmmaStage {
   uint4 a[Tile::kAVecs];            // 8 K values of one row of a (zero past K), in K order
   uint32_t b[Tile::kBWords];        // one b_q word: 8 K values of one column (0 past K)
   uint16_t scale[Tile::kBWords];    // its group's scale (0 past K, so the word dequantises to 0)
-  uint32_t zero[Tile::kBWords];     // its group's zero point
+  uint32_t zero[Tile::kBWords];     // its group's zeros word (zero points only; 0 past K)
 };
 
 // Where a thread's share sits in every K tile; computed once, before the K loop. kThreads is a
@@ -118,28 +118,36 @@ struct StageMap {
   }
 };
 
-// A thread's global sources: rows of a and one column of the weights, fixed for the whole K loop.
-// Rows past M and columns past N are clamped to the last real one: they only feed outputs the
-// epilogue does not store, so every load stays in bounds without a mask.
+// A thread's global sources, fixed for the whole K loop: each the block's first element and the
+// thread's own, in the arch's address form (arch::LaneAddress). On gfx11 the two stay apart, so
+// that a load is a scalar base moved along K plus the thread's 32-bit byte offset, with no VALU
+// for its address: per K step 6-9 VALU instructions fewer (fp16 32x64 tile 49 to 43, bf16 105 to
+// 99; 128x128 67 to 59 and 119 to 110; gfx1100 ISA, not timed there) and 4-6 VGPRs. The offsets
+// fit 32 bits: at most kBM rows of a (ops.cpp takes K up to gemm_wmma_max_k) and kBN columns of
+// the weights. Rows past M and columns past N are clamped to the last real one: they only feed
+// outputs the epilogue does not store, so every load stays in bounds without a mask.
 template <class Tile>
 struct StageSource {
-  const uint16_t* a_row[Tile::kAVecs];  // a[row of vector j][0]
-  const uint32_t* b_col;                // b_q[0][n]
-  const uint16_t* scale_col;            // scales[0][n]
-  const uint32_t* zeros_col;            // zeros[0][n / 8] (null when symmetric)
-  int n;                                // the thread's column of the weights
+  arch::LaneAddress<uint16_t> a[Tile::kAVecs];  // a[m0][0] + a[row of vector j][a_k], moved along K
+  arch::LaneAddress<uint32_t> b;                // b_q[0][n0] + column n, moved along b_q rows
+  arch::LaneAddress<uint16_t> scale;            // scales[0][n0] + column n, moved along groups
+  arch::LaneAddress<uint32_t> zeros;            // zeros[0][n0 / 8] + the word of n (symmetric: unused)
+  int n;                                        // the thread's column of the weights
 
   __device__ static StageSource of(const StageMap<Tile>& at, const WmmaGemmArgs& p, int m0, int n0) {
     StageSource s;
+    const int64_t a_block = static_cast<int64_t>(m0) * p.k;
 #pragma unroll
     for (int j = 0; j < Tile::kAVecs; ++j) {
       const int row = m0 + at.a_row + j * StageMap<Tile>::kARowStep;
-      s.a_row[j] = p.a + static_cast<int64_t>(row < p.m ? row : p.m - 1) * p.k;
+      const int64_t element = static_cast<int64_t>(row < p.m ? row : p.m - 1) * p.k + at.a_k;
+      s.a[j] = arch::LaneAddress<uint16_t>::of(p.a, a_block, element);
     }
     s.n = n0 + at.b_col < p.n ? n0 + at.b_col : p.n - 1;
-    s.b_col = p.b_q + s.n;
-    s.scale_col = p.scales + s.n;
-    s.zeros_col = p.zeros != nullptr ? p.zeros + s.n / 8 : nullptr;
+    s.b = arch::LaneAddress<uint32_t>::of(p.b_q, n0, s.n);
+    s.scale = arch::LaneAddress<uint16_t>::of(p.scales, n0, s.n);
+    const bool has_zeros = p.zeros != nullptr;
+    s.zeros = arch::LaneAddress<uint32_t>::of(p.zeros, has_zeros ? n0 / 8 : 0, has_zeros ? s.n / 8 : 0);
     return s;
   }
 };
@@ -149,11 +157,10 @@ struct StageSource {
 template <class Tile, bool kBf16, bool kHasZeros, bool kMaskK>
 __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& src, const StageMap<Tile>& at,
                                   const WmmaGemmArgs& p, int k0, int k_end) {
-  const int ka = k0 + at.a_k;
-  const bool a_inside = !kMaskK || ka < k_end;
+  const bool a_inside = !kMaskK || k0 + at.a_k < k_end;
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
-    st.a[j] = a_inside ? *reinterpret_cast<const uint4*>(src.a_row[j] + ka) : make_uint4(0u, 0u, 0u, 0u);
+    st.a[j] = a_inside ? *reinterpret_cast<const uint4*>(src.a[j].at(k0, 2u)) : make_uint4(0u, 0u, 0u, 0u);
   }
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
@@ -163,13 +170,12 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
     if (!kMaskK || k < static_cast<uint32_t>(k_end)) {
       const uint32_t g = p.group(k);
       // b_q row k / 8 starts (k / 8) * 4N = (k / 2) * N bytes in (k % 8 == 0).
-      word = *at_row(src.b_col, k / 2, p.n);
-      scale = *at_row(src.scale_col, g, 2u * p.n);
-      if constexpr (kHasZeros) {
-        zero = zero_of(*at_row(src.zeros_col, g, p.n / 2u), src.n);
-      } else {
-        zero = 8u;
-      }
+      word = *src.b.at(k / 2, p.n);
+      scale = *src.scale.at(g, 2u * p.n);
+      // The whole zeros word: store_stage picks the column's nibble. Picked here, gfx11 waited
+      // for the first loads before the last one left (bf16 with zero points, 32x64 and 64x128:
+      // 6 of 7 loads in flight before the multiply).
+      if constexpr (kHasZeros) zero = *src.zeros.at(g, p.n / 2u);
     }
     st.b[j] = word;
     st.scale[j] = scale;
@@ -179,10 +185,10 @@ __device__ inline void load_stage(WmmaStage<Tile>& st, const StageSource<Tile>& 
 
 // Registers -> LDS buffer: activations (paired here for a paired tile, after their loads, so that
 // they stay in flight under the multiply), weights dequantised so the 8 values of a word become one
-// 16-byte piece of row n of the [n][k] B tile, in the tile's K order. Where a piece sits is the
-// arch's layout (Tile::Lds).
-template <class Tile, bool kBf16>
-__device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Tile>& at, uint16_t* a_lds,
+// 16-byte piece of row n of the [n][k] B tile, in the tile's K order, with the zero point of the
+// thread's column n. Where a piece sits is the arch's layout (Tile::Lds).
+template <class Tile, bool kBf16, bool kHasZeros>
+__device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Tile>& at, int n, uint16_t* a_lds,
                                    uint16_t* b_lds) {
 #pragma unroll
   for (int j = 0; j < Tile::kAVecs; ++j) {
@@ -195,11 +201,12 @@ __device__ inline void store_stage(const WmmaStage<Tile>& st, const StageMap<Til
   }
 #pragma unroll
   for (int j = 0; j < Tile::kBWords; ++j) {
+    const uint32_t zero = kHasZeros ? zero_of(st.zero[j], n) : 8u;
     uint32_t q[4];
     if constexpr (kPairedK<kBf16>) {
-      dequant8_paired_f16(st.b[j], st.zero[j], st.scale[j], q);
+      dequant8_paired_f16(st.b[j], zero, st.scale[j], q);
     } else {
-      dequant8_bf16(st.b[j], Bf16GroupDequant::of(st.scale[j], st.zero[j]), q);
+      dequant8_bf16(st.b[j], Bf16GroupDequant::of(st.scale[j], zero), q);
     }
     *reinterpret_cast<uint4*>(b_lds + Tile::Lds::index(at.b_col, at.b_k + j * StageMap<Tile>::kBKStep)) =
         make_uint4(q[0], q[1], q[2], q[3]);
@@ -261,7 +268,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
   uint16_t* next = lds + Tile::kStageElems;
   const auto step = [&](const WmmaStage<Tile>& held) {
     Math::template multiply<kBf16>(acc, cur, cur + Tile::kAElems, wave_m, wave_n, lane);
-    store_stage<Tile, kBf16>(held, at, next, next + Tile::kAElems);
+    store_stage<Tile, kBf16, kHasZeros>(held, at, src.n, next, next + Tile::kAElems);
     Math::wait(acc);
     Math::fence_operand_stores();
     arch::barrier();
@@ -270,7 +277,7 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     next = done;
   };
   const auto store_first = [&](const WmmaStage<Tile>& tile0) {
-    store_stage<Tile, kBf16>(tile0, at, lds, lds + Tile::kAElems);
+    store_stage<Tile, kBf16, kHasZeros>(tile0, at, src.n, lds, lds + Tile::kAElems);
     Math::fence_operand_stores();
     arch::barrier();
   };

@@ -38,6 +38,21 @@ def _t(x: torch.Tensor) -> torch.Tensor:
     return x.t().contiguous().t() if x.dim() == 2 else x.repeat_interleave(2)[::2]
 
 
+def _k_past_the_prefill_limit(d: dict) -> None:
+    """Consistent arguments with K = 2^24 + 64, one group past the largest K the prefill kernel
+    addresses (its 128-row tiles of a by 32-bit byte offsets: gemm_wmma_max_k in csrc/gemm_wmma.cu),
+    N = 8 to keep the buffers small (about 170 MB in all)."""
+    k, n, device = 2**24 + G, 8, d["a"].device
+    d.update(
+        a=torch.zeros((1, k), dtype=torch.float16, device=device),
+        b_q=torch.zeros((k // 8, n), dtype=torch.int32, device=device),
+        scales=torch.ones((k // G, n), dtype=torch.float16, device=device),
+        zeros=torch.zeros((k // G, n // 8), dtype=torch.int32, device=device),
+        perm=torch.arange(k, dtype=torch.int32, device=device),
+        bias=torch.zeros((n,), dtype=torch.float16, device=device),
+    )
+
+
 # (name, change to the good arguments, the argument the error must name)
 BAD_CASES: list[tuple[str, Callable[[dict], None], str]] = [
     ("a on the CPU", lambda d: d.update(a=d["a"].cpu()), "a:"),
@@ -45,6 +60,7 @@ BAD_CASES: list[tuple[str, Callable[[dict], None], str]] = [
     ("a 3-D", lambda d: d.update(a=d["a"].reshape(2, 2, K)), "a:"),
     ("a 1-D", lambda d: d.update(a=d["a"][0]), "a:"),
     ("K not a multiple of 8", lambda d: d.update(a=d["a"][:, : K - 4].contiguous()), "a:"),
+    ("K past the prefill limit", _k_past_the_prefill_limit, "a: expected K = a.shape.1. at most 16777216"),
     ("a not contiguous", lambda d: d.update(a=_t(d["a"])), "a:"),
     ("b_q float", lambda d: d.update(b_q=d["b_q"].float()), "b_q:"),
     ("b_q 1-D", lambda d: d.update(b_q=d["b_q"].flatten()), "b_q:"),

@@ -304,8 +304,12 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 __device__ inline int wmma_acc_row(int lane, int i) { return (lane >> 2) + 8 * ((i >> 1) & 1); }
 __device__ inline int wmma_acc_col(int lane, int i) { return 8 * (i >> 2) + 2 * (lane & 3) + (i & 1); }
 
+// gfx11's opaque loop offset (gfx11.cuh): here just the value (LanePointer does not use it).
+__device__ inline uint32_t loop_lane_offset(uint32_t x) { return x; }
+
 }  // namespace w4a16::arch
 
+#include "lane_address.cuh"
 #include "wgmma_sm90a.cuh"
 #include "wmma_fragments.cuh"
 
@@ -321,6 +325,9 @@ using WmmaImpl = Wgmma;
 #else
 using WmmaImpl = FragmentWmma;
 #endif
+// The prefill staging loads: one per-lane pointer each (lane_address.cuh).
+template <class T>
+using LaneAddress = LanePointer<T>;
 }  // namespace w4a16::arch
 
 // Where a decode tile's K splits meet: in a thread-block cluster where every device pass has

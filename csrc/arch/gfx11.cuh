@@ -178,10 +178,22 @@ __device__ inline float epilogue_bias(const uint16_t* bias, int n, int n_total) 
   return bits_to_float<kBf16>(bias[min(n, n_total - 1)]);
 }
 
+// A lane's byte offset that stays fixed over the K loop, handed to a load inside it, opaque to the
+// optimiser (an empty asm), so that the load is one scalar base + 32-bit offset (gfx11's saddr
+// form, no VALU). Left visible, LLVM widens the offset to 64 bits once before the loop and adds
+// every step's base to it in VALU: a v_mad_u64_u32 or two v_add_co a load.
+__device__ inline uint32_t loop_lane_offset(uint32_t x) {
+  asm volatile("" : "+v"(x));
+  return x;
+}
+
 }  // namespace w4a16::arch
 
+#include "lane_address.cuh"
 #include "wmma_fragments.cuh"
 
 namespace w4a16::arch {
 using WmmaImpl = FragmentWmma;  // the prefill math: 16x16x16 fragments (wmma_fragments.cuh)
+template <class T>
+using LaneAddress = SplitLaneAddress<T>;  // the staging loads: scalar base + lane offset
 }  // namespace w4a16::arch

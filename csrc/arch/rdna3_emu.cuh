@@ -117,10 +117,16 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
 
+// gfx11's opaque loop offset (gfx11.cuh): here just the value.
+__device__ inline uint32_t loop_lane_offset(uint32_t x) { return x; }
+
 }  // namespace w4a16::arch
 
+#include "lane_address.cuh"
 #include "wmma_fragments.cuh"
 
 namespace w4a16::arch {
 using WmmaImpl = FragmentWmma;  // the prefill math: 16x16x16 fragments (wmma_fragments.cuh)
+template <class T>
+using LaneAddress = SplitLaneAddress<T>;  // gfx11's staging addresses, so that their offsets run here
 }  // namespace w4a16::arch
