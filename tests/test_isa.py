@@ -22,7 +22,12 @@ WRONG_SOURCES = (
 SLOW_LOOP_SOURCES = (
     isa.KernelSource(
         "slow_loops.cuh",
-        ("gemm_wmma_unbuffered_fixture_kernel", "gemm_dot2_one_load_fixture_kernel", "serial_gather_fixture_kernel"),
+        (
+            "gemm_wmma_unbuffered_fixture_kernel",
+            "gemm_wmma_lane_pointer_fixture_kernel",
+            "gemm_dot2_one_load_fixture_kernel",
+            "serial_gather_fixture_kernel",
+        ),
     ),
 )
 WRONG_HOST_SOURCES = (hip_host.HostSource("wrong_plan.h", ("wrong_plan_fixture_clusters<4>",)),)
@@ -97,6 +102,7 @@ def test_slow_loops_fail() -> None:
     problems = {r.kernel: " ".join(r.problems) for r in reports}
     assert "with no global load in flight" in problems["gemm_wmma_unbuffered_fixture_kernel"]
     assert "exec-mask branch" in problems["gemm_wmma_unbuffered_fixture_kernel"]
+    assert "addressed by a 64-bit VGPR pair" in problems["gemm_wmma_lane_pointer_fixture_kernel"]
     batch = isa.decode_loads_in_flight(isa.CSRC)
     assert f"1 16-byte loads in flight, the batch is {batch}" in problems["gemm_dot2_one_load_fixture_kernel"]
     assert "each waited for before the next leaves" in problems["serial_gather_fixture_kernel"]
@@ -116,7 +122,7 @@ def test_command_exits_non_zero_on_a_wrong_kernel(monkeypatch: pytest.MonkeyPatc
     status = isa.isa_main(["--arch", "gfx1100", "--csrc", str(FIXTURES)])
     out = capsys.readouterr().out
     assert status != 0
-    assert "FAIL: wmma kernel without" in out and "5 FAILED" in out
+    assert "FAIL: wmma kernel without" in out and "6 FAILED" in out
 
 
 @requires_toolchain

@@ -57,6 +57,16 @@ def test_the_innermost_loop_and_its_blocks_are_found() -> None:
     assert loop.valu == 4  # v_mov, v_cmpx, v_wmma, the VOPD pair
     assert loop.matrix == 2  # the v_wmma and the dot2 half of the VOPD pair
     assert loop.exec_branches == 1
+    assert loop.vector_addressed_loads == 2  # both take v[..], off
+
+
+def test_a_load_is_vector_addressed_unless_it_takes_a_scalar_base() -> None:
+    assert isa_loops.is_vector_addressed("global_load_b128 v[4:7], v[10:11], off")
+    assert isa_loops.is_vector_addressed("global_load_b32 v2, v[0:1], off offset:4")
+    assert isa_loops.is_vector_addressed("flat_load_b32 v80, v[31:32]")
+    assert not isa_loops.is_vector_addressed("global_load_b32 v79, v31, s[44:45]")
+    assert not isa_loops.is_vector_addressed("global_load_b128 v[81:84], v20, s[44:45] offset:16")
+    assert not isa_loops.is_vector_addressed("buffer_load_b32 v1, v2, s[8:11], 0 offen")
 
 
 def test_loads_in_flight_cross_the_back_edge() -> None:

@@ -15,7 +15,8 @@ gfx1100 alone (the arch the package selects at run time; the others are built, n
 - the main loop of a WMMA kernel (the loop with the most v_wmma) issues every v_wmma while global
   loads are in flight (the next K tile is fetched under the multiply: the LDS double buffering)
   and has no exec-mask branch (a divergent `if`, which also stops the compiler from moving the
-  multiply above it);
+  multiply above it); its global loads take a scalar base plus a 32-bit offset (saddr), not a
+  64-bit VGPR address that costs VALU arithmetic at every K step;
 - the main loop of a decode kernel keeps as many 16-byte weight loads in flight as the batch
   csrc/arch/decode_lanes.cuh declares (kLoadsInFlight).
 VGPRs, SGPRs, LDS and scratch come from the code object metadata the compiler writes into the .s.
@@ -316,6 +317,10 @@ def loop_problems(kind: str, loops: list[LoopProfile], main: LoopProfile | None,
                             "issued with no global load in flight (the next K tile is not fetched under the multiply)")
         if main.exec_branches:
             problems.append(f"main loop {main.header}: {main.exec_branches} exec-mask branch instructions")
+        if main.vector_addressed_loads:
+            problems.append(f"main loop {main.header}: {main.vector_addressed_loads} of its {main.loads} loads "
+                            "addressed by a 64-bit VGPR pair (64-bit VALU per load; a scalar base and a 32-bit "
+                            "offset need none: arch::LaneAddress)")
     elif kind == "dot2" and main.max_16b_in_flight < decode_batch:
         problems.append(f"main loop {main.header}: {main.max_16b_in_flight} 16-byte loads in flight, the batch is "
                         f"{decode_batch}")

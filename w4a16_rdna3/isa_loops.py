@@ -57,11 +57,24 @@ class LoopProfile:
     max_in_flight: int  # most vector-memory loads outstanding at once
     max_16b_in_flight: int  # most 16-byte loads outstanding at once
     matrix_under_loads: int  # matrix instructions issued while a load is outstanding
+    vector_addressed_loads: int  # loads addressed by a 64-bit VGPR pair (flat_, or global_ with "off")
 
     @property
     def loads_leave_together(self) -> bool:
         """At least half of an iteration's loads are in flight at some point (always, for one load)."""
         return 2 * self.max_in_flight >= self.loads
+
+
+def is_vector_addressed(load: str) -> bool:
+    """Whether a load instruction takes its address from a 64-bit VGPR pair: every flat_ load, and a
+    global_ load whose scalar-base operand is `off` (`global_load_b32 v1, v[2:3], off`), where
+    `global_load_b32 v1, v2, s[4:5]` adds a 32-bit VGPR offset to a scalar base (saddr). The pair
+    costs 64-bit VALU arithmetic wherever the address moves."""
+    opcode, _, operands = load.partition(" ")
+    if opcode.startswith("flat_load"):
+        return True
+    fields = [field.strip() for field in operands.split(",")]
+    return opcode.startswith("global_load") and len(fields) >= 3 and fields[2].split()[0] == "off"
 
 
 def _blocks(body: str) -> list[tuple[str | None, bool, list[str]]]:
@@ -104,6 +117,7 @@ def _profile(header: str, instructions: list[str]) -> LoopProfile:
                 max_16b = max(max_16b, sum(outstanding))
                 under += bool(outstanding) and is_matrix(opcode)
     loads = [op for op in opcodes if op.startswith(LOAD_PREFIXES)]
+    load_lines = [line for op, line in zip(opcodes, instructions) if op.startswith(LOAD_PREFIXES)]
     return LoopProfile(
         header=header,
         instructions=len(opcodes),
@@ -115,6 +129,7 @@ def _profile(header: str, instructions: list[str]) -> LoopProfile:
         max_in_flight=max_in_flight,
         max_16b_in_flight=max_16b,
         matrix_under_loads=under,
+        vector_addressed_loads=sum(is_vector_addressed(line.strip()) for line in load_lines),
     )
 
 

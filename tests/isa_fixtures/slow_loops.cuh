@@ -1,4 +1,4 @@
-// Deliberately slow loops: the ISA check's loop checks must reject all three (tests/test_isa.py).
+// Deliberately slow loops: the ISA check's loop checks must reject all four (tests/test_isa.py).
 #pragma once
 
 #include <hip/hip_runtime.h>
@@ -16,6 +16,18 @@ __global__ void gemm_wmma_unbuffered_fixture_kernel(const Half16* a, const Half1
     Half16 a_frag = a[kt * 32 + threadIdx.x];
     if (threadIdx.x % 3 == 0 && zeroed[kt] != 0) a_frag = Half16{};
     acc = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(a_frag, b[kt * 32 + threadIdx.x], acc);
+  }
+  c[threadIdx.x] = acc;
+}
+
+// A WMMA main loop whose loads address through a pointer of each lane's own (read from memory, so
+// the compiler cannot split it into a scalar base and an offset): every load a 64-bit VGPR address.
+__global__ void gemm_wmma_lane_pointer_fixture_kernel(const Half16* const* a_rows, const Half16* b, Float8* c,
+                                                      int k_tiles, int pitch) {
+  const Half16* a = a_rows[threadIdx.x];
+  Float8 acc = {};
+  for (int kt = 0; kt < k_tiles; ++kt) {
+    acc = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(a[kt * pitch], b[kt * 32 + threadIdx.x], acc);
   }
   c[threadIdx.x] = acc;
 }
