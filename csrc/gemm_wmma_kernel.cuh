@@ -136,7 +136,7 @@ struct StageSource {
 
   template <bool kHasZeros>
   __device__ static StageSource of(const StageMap<Tile>& at, const WmmaGemmArgs& p, int m0, int n0) {
-    StageSource s;
+    StageSource s{};
     const int64_t a_block = static_cast<int64_t>(m0) * p.k;
 #pragma unroll
     for (int j = 0; j < Tile::kAVecs; ++j) {
