@@ -287,13 +287,30 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
 
   int kt = 0;
   if constexpr (Tile::kTilesInFlight == 1) {
-    // One stage: tile kt + 1 loads while tile kt is multiplied.
+    // One stage: tile kt + 1 loads while tile kt is multiplied, one or two steps a loop turn (the
+    // arch's choice, arch::kWmmaStepsPerTurn: with two, the stage buffers are back in place at
+    // every turn, so the addresses into them stay fixed over the loop).
+    static_assert(arch::kWmmaStepsPerTurn == 1 || arch::kWmmaStepsPerTurn == 2, "one or two steps a turn");
     WmmaStage<Tile> st;
     load(st, 0, kMasked);
     store_first(st);
-    for (; kt + 1 < k_whole_tiles; ++kt) {
-      load(st, kt + 1, kWhole);
-      step(st);
+    if constexpr (arch::kWmmaStepsPerTurn == 1) {
+      for (; kt + 1 < k_whole_tiles; ++kt) {
+        load(st, kt + 1, kWhole);
+        step(st);
+      }
+    } else {
+      for (; kt + 2 < k_whole_tiles; kt += 2) {
+        load(st, kt + 1, kWhole);
+        step(st);
+        load(st, kt + 2, kWhole);
+        step(st);
+      }
+      if (kt + 1 < k_whole_tiles) {
+        load(st, kt + 1, kWhole);
+        step(st);
+        ++kt;
+      }
     }
     if (kt + 1 < k_tiles) {
       load(st, kt + 1, kMasked);

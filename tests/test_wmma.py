@@ -175,6 +175,17 @@ def test_k_not_a_multiple_of_the_k_step(gen):
 
 
 @pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("k", [32, 64, 96, 160, 168])
+def test_each_count_of_whole_k_tiles(build, k, gen):
+    """1, 2, 3 and 5 whole K tiles of 32, and 5 with a partial sixth (K = 168): gfx11's one-stage
+    loop, which the emulation runs, takes two K steps a turn (arch::kWmmaStepsPerTurn), so an odd
+    or even count leaves one step or none after the turns. M = 100 with G = 8, zero points and
+    bias."""
+    for dtype in DTYPES:
+        _check(build, 100, k, 72, 8, dtype, True, False, True, gen)
+
+
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("m", [1, 40, 130])
 def test_k_split_ending_in_a_partial_k_tile(build, m, gen):
     """K = 4136 (517 int4 words) on N = 264: a grid of a few output tiles, so the launcher splits K

@@ -304,6 +304,10 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 __device__ inline int wmma_acc_row(int lane, int i) { return (lane >> 2) + 8 * ((i >> 1) & 1); }
 __device__ inline int wmma_acc_col(int lane, int i) { return 8 * (i >> 2) + 2 * (lane & 3) + (i & 1); }
 
+// K steps per turn of the prefill kernel's one-stage loop (gfx11 takes two): one, the loop the
+// NVIDIA tiles were measured with.
+constexpr int kWmmaStepsPerTurn = 1;
+
 // gfx11's opaque loop offset (gfx11.cuh): here just the value (LanePointer does not use it).
 __device__ inline uint32_t loop_lane_offset(uint32_t x) { return x; }
 

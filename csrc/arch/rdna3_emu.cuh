@@ -117,6 +117,9 @@ __device__ inline void wmma_mma(WmmaAcc& c, const WmmaFragA& a, const WmmaFragB&
 __device__ inline int wmma_acc_row(int lane, int i) { return 2 * i + (lane >> 4); }
 __device__ inline int wmma_acc_col(int lane, int /*i*/) { return lane & 15; }
 
+// gfx11's loop shape (gfx11.cuh), so that the emulation runs it.
+constexpr int kWmmaStepsPerTurn = 2;
+
 // gfx11's opaque loop offset (gfx11.cuh): here just the value.
 __device__ inline uint32_t loop_lane_offset(uint32_t x) { return x; }
 
