@@ -70,7 +70,7 @@ def is_vector_addressed(load: str) -> bool:
     global_ load whose scalar-base operand is `off` (`global_load_b32 v1, v[2:3], off`), where
     `global_load_b32 v1, v2, s[4:5]` adds a 32-bit VGPR offset to a scalar base (saddr). The pair
     costs 64-bit VALU arithmetic wherever the address moves."""
-    opcode, _, operands = load.partition(" ")
+    opcode, _, operands = load.strip().partition(" ")
     if opcode.startswith("flat_load"):
         return True
     fields = [field.strip() for field in operands.split(",")]
@@ -116,8 +116,7 @@ def _profile(header: str, instructions: list[str]) -> LoopProfile:
                 max_in_flight = max(max_in_flight, len(outstanding))
                 max_16b = max(max_16b, sum(outstanding))
                 under += bool(outstanding) and is_matrix(opcode)
-    loads = [op for op in opcodes if op.startswith(LOAD_PREFIXES)]
-    load_lines = [line for op, line in zip(opcodes, instructions) if op.startswith(LOAD_PREFIXES)]
+    loads = [line for op, line in zip(opcodes, instructions) if op.startswith(LOAD_PREFIXES)]
     return LoopProfile(
         header=header,
         instructions=len(opcodes),
@@ -125,11 +124,11 @@ def _profile(header: str, instructions: list[str]) -> LoopProfile:
         matrix=sum(is_matrix(op) for op in opcodes),
         exec_branches=sum(bool(EXEC_BRANCH.match(op)) for op in opcodes),
         loads=len(loads),
-        loads_16b=sum(op.endswith("b128") for op in loads),
+        loads_16b=sum(line.split()[0].endswith("b128") for line in loads),
         max_in_flight=max_in_flight,
         max_16b_in_flight=max_16b,
         matrix_under_loads=under,
-        vector_addressed_loads=sum(is_vector_addressed(line.strip()) for line in load_lines),
+        vector_addressed_loads=sum(is_vector_addressed(line) for line in loads),
     )
 
 
