@@ -294,23 +294,17 @@ __global__ void __launch_bounds__(Tile::kThreads) gemm_wmma_kernel(const WmmaGem
     WmmaStage<Tile> st;
     load(st, 0, kMasked);
     store_first(st);
-    if constexpr (arch::kWmmaStepsPerTurn == 1) {
-      for (; kt + 1 < k_whole_tiles; ++kt) {
-        load(st, kt + 1, kWhole);
-        step(st);
-      }
-    } else {
+    if constexpr (arch::kWmmaStepsPerTurn == 2) {
       for (; kt + 2 < k_whole_tiles; kt += 2) {
         load(st, kt + 1, kWhole);
         step(st);
         load(st, kt + 2, kWhole);
         step(st);
       }
-      if (kt + 1 < k_whole_tiles) {
-        load(st, kt + 1, kWhole);
-        step(st);
-        ++kt;
-      }
+    }
+    for (; kt + 1 < k_whole_tiles; ++kt) {  // one step a turn: all of them; two: the odd one left
+      load(st, kt + 1, kWhole);
+      step(st);
     }
     if (kt + 1 < k_tiles) {
       load(st, kt + 1, kMasked);
