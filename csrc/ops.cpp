@@ -57,6 +57,11 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
               " from a), got shape ", shape_str(b_q));
   const int64_t n = b_q.size(1);
   TORCH_CHECK(n > 0 && n % kPack == 0, "b_q: expected N = b_q.shape[1] a positive multiple of 8, got N = ", num(n));
+  // The decode kernel's b_q pitch (4 N bytes) is 32-bit, as are the Triton fallback's row offsets
+  // (row x N): one bound, shared with w4a16_rdna3/checks.py, for both (an 8 GiB layer).
+  TORCH_CHECK(k / kPack * n < (int64_t{1} << 31),
+              "b_q: expected fewer than 2^31 words K/8 x N (32-bit row offsets), got ", num(k / kPack), " x ", num(n),
+              " = ", num(k / kPack * n));
   check_placement("b_q", b_q, a);
 
   TORCH_CHECK(scales.scalar_type() == a.scalar_type(), "scales: expected dtype ", a.scalar_type(),

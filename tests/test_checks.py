@@ -114,3 +114,18 @@ def test_scales_dtype_mismatch_message_is_exact():
     with pytest.raises(TypeError) as info:
         check_gemm_args(**args)
     assert str(info.value) == "scales: expected dtype torch.float16 (same as a), got torch.float32"
+
+
+def test_b_q_of_2_31_words_is_refused():
+    """K/8 x N must stay below 2^31 words (32-bit row offsets in the kernels): meta tensors, so no
+    8 GiB buffer is made; one word fewer passes."""
+    def args(n: int) -> dict:
+        return {"a": torch.zeros(1, 16, dtype=torch.float16, device="meta"),
+                "b_q": torch.empty(2, n, dtype=torch.int32, device="meta"),
+                "scales": torch.empty(1, n, dtype=torch.float16, device="meta")}
+
+    with pytest.raises(ValueError) as info:
+        check_gemm_args(**args(2**30))
+    assert str(info.value) == ("b_q: expected fewer than 2^31 words K/8 x N (32-bit row offsets), "
+                               "got 2 x 1073741824 = 2147483648")
+    assert check_gemm_args(**args(2**30 - 8)) == GemmShape(m=1, k=16, n=2**30 - 8, group_size=16)

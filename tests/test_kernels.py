@@ -197,6 +197,7 @@ LAYER_REFUSALS = [
     (gptq_layer_config(4096, 4096, 128, k_partition=1984), "does not divide K of this partition (1984)"),
     (gptq_layer_config(4100, 4096, -1), "K of this partition (4100) is not a multiple of 8"),
     (gptq_layer_config(4096, 4100), "N of this partition (4100) is not a multiple of 8"),
+    (gptq_layer_config(65536, 262144), "8192 x 262144 int32 words of 4-bit weights reach 2^31"),
     (
         gptq_layer_config(4096, 4096, 128, act_order=True, k_partition=2048),
         "act-order (g_idx) with K split across tensor-parallel ranks (2048 of 4096)",
@@ -229,6 +230,7 @@ def test_layer_refusals_have_reasons(rocm, config, words):
         gptq_layer_config(4096, 4096, -1, k_partition=2048),  # channelwise, row-parallel
         gptq_layer_config(4096, 8, 32, symmetric=False, act_dtype=torch.bfloat16),  # N = 8, zero points
         gptq_layer_config(128, 4096, 128),  # K = one group
+        gptq_layer_config(65536, 262136),  # one column short of 2^31 words of weights
     ],
 )
 def test_layers_both_kernels_accept(rocm, config):

@@ -53,6 +53,20 @@ def _k_past_the_prefill_limit(d: dict) -> None:
     )
 
 
+def _b_q_of_2_31_words(d: dict) -> None:
+    """b_q of K/8 x N = 2 x 2^30 words, one past the 32-bit row offsets (an 8 GiB buffer, and 2 GiB
+    of scales; left unwritten: the check refuses it before any kernel)."""
+    k, n, device = 16, 2**30, d["a"].device
+    d.update(
+        a=torch.zeros((1, k), dtype=torch.float16, device=device),
+        b_q=torch.empty((k // 8, n), dtype=torch.int32, device=device),
+        scales=torch.empty((1, n), dtype=torch.float16, device=device),
+        zeros=None,
+        perm=None,
+        bias=None,
+    )
+
+
 # (name, change to the good arguments, the argument the error must name)
 BAD_CASES: list[tuple[str, Callable[[dict], None], str]] = [
     ("a on the CPU", lambda d: d.update(a=d["a"].cpu()), "a:"),
@@ -66,6 +80,7 @@ BAD_CASES: list[tuple[str, Callable[[dict], None], str]] = [
     ("b_q 1-D", lambda d: d.update(b_q=d["b_q"].flatten()), "b_q:"),
     ("b_q rows != K/8", lambda d: d.update(b_q=d["b_q"][:-1].contiguous()), "b_q:"),
     ("N not a multiple of 8", lambda d: d.update(b_q=d["b_q"][:, :-4].contiguous()), "b_q:"),
+    ("b_q of 2^31 words", _b_q_of_2_31_words, r"b_q: expected fewer than 2\^31 words"),
     ("b_q on the CPU", lambda d: d.update(b_q=d["b_q"].cpu()), "b_q:"),
     ("b_q not contiguous", lambda d: d.update(b_q=_t(d["b_q"])), "b_q:"),
     ("scales dtype != a", lambda d: d.update(scales=d["scales"].to(torch.bfloat16)), "scales:"),

@@ -197,3 +197,20 @@ def test_gpu_layer_sizes(m: int, dtype: torch.dtype, gen: torch.Generator) -> No
     out = gemm_triton(a, layer.b_q, layer.scales, layer.zeros, layer.perm)
     assert rel_error(out, ref) <= BOUNDS[dtype]
     assert torch.equal(out, gemm_triton(a, layer.b_q, layer.scales, layer.zeros, layer.perm))
+
+
+@requires_cuda
+def test_gpu_output_of_2_31_elements(gen: torch.Generator) -> None:
+    """M x N past 2^31 (M = 32776 on N = 65536): the output's row offsets need 64 bits; in 32 bits
+    they wrapped and the rows from 32768 on were stored before the output. The rows on either side
+    of that boundary, and the first and last, match the reference."""
+    m, k, n = 2**31 // 65536 + 8, 64, 65536
+    if torch.cuda.get_device_properties(0).total_memory < 16 * 2**30:
+        pytest.skip("needs 16 GiB of GPU memory: the output alone takes 4 GiB")
+    layer = random_layer(k, n, 64, symmetric=True, act_order=False, dtype=torch.float16, device="cuda", seed=9)
+    a = torch.randn((m, k), generator=gen).to(torch.float16).cuda()
+    _poison_allocator(m, n, torch.float16)
+    out = gemm_triton(a, layer.b_q, layer.scales)
+    rows = torch.tensor([0, 1, 2**31 // n - 1, 2**31 // n, m - 1], device="cuda")
+    ref = gemm_reference(a[rows], layer.b_q, layer.scales)
+    assert rel_error(out[rows], ref) <= BOUNDS[torch.float16]

@@ -11,6 +11,9 @@ import torch
 
 ACTIVATION_DTYPES = (torch.float16, torch.bfloat16)
 PACK_FACTOR = 8  # 4-bit values per int32
+# b_q holds fewer words (K/8 x N) than this, an 8 GiB layer: the Triton kernels' row offsets
+# (row x N) and the native decode kernel's b_q pitch (4 N bytes) are 32-bit.
+MAX_B_Q_WORDS = 2**31
 
 
 class GemmShape(NamedTuple):
@@ -86,6 +89,9 @@ def check_gemm_args(
         raise _fail_value("b_q", f"shape [K/8, N] = [{k // PACK_FACTOR}, N] (K = {k} from a)", f"shape {_shape(b_q)}")
     if n == 0 or n % PACK_FACTOR != 0:
         raise _fail_value("b_q", f"N = b_q.shape[1] a positive multiple of {PACK_FACTOR}", f"N = {n}")
+    if (k // PACK_FACTOR) * n >= MAX_B_Q_WORDS:
+        raise _fail_value("b_q", "fewer than 2^31 words K/8 x N (32-bit row offsets)",
+                          f"{k // PACK_FACTOR} x {n} = {(k // PACK_FACTOR) * n}")
 
     scales = _require_tensor("scales", scales)
     _require_dtype("scales", scales, a.dtype, " (same as a)")

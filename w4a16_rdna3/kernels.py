@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from w4a16_rdna3 import _ops, platform
+from w4a16_rdna3.checks import MAX_B_Q_WORDS
 from w4a16_rdna3.formats import PACK_FACTOR, KernelWeights, from_compressed_tensors, from_gptq
 from w4a16_rdna3.vllm_compat import VllmNotFound, find_mixed_precision
 
@@ -152,6 +153,11 @@ def _layer_refusal(c: Any) -> str | None:
     if n_part % PACK_FACTOR:
         return (
             f"N of this partition ({n_part}) is not a multiple of {PACK_FACTOR} (zero points pack 8 columns per int32)"
+        )
+    if (k_part // PACK_FACTOR) * n_part >= MAX_B_Q_WORDS:
+        return (
+            f"the partition's {k_part // PACK_FACTOR} x {n_part} int32 words of 4-bit weights reach 2^31 "
+            "(8 GiB), past the kernels' 32-bit row offsets"
         )
     if getattr(c, "has_g_idx", False) and k_part != c.full_weight_shape[0]:
         return (

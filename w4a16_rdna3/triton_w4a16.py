@@ -139,14 +139,19 @@ def _split_rows(pid_k, K, rows_per_split):
 @triton.jit
 def _store_tile(result, offs_m, offs_n, M, N, pid_k, bias_ptr, out_ptr, ws_ptr,
                 HAS_BIAS: tl.constexpr, IS_SPLIT: tl.constexpr):
-    """fp32 [BLOCK_M, BLOCK_N] result -> output (bias added, cast) or this split's workspace slice."""
+    """fp32 [BLOCK_M, BLOCK_N] result -> output (bias added, cast) or this split's workspace slice.
+
+    Row offsets in 64 bits: M * N reaches 2^31 at prefill sizes (M = 32768 on N = 65536), where
+    32-bit offsets would wrap and the stores land before the output.
+    """
     mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+    rows = offs_m.to(tl.int64)[:, None]
     if IS_SPLIT:
-        tl.store(ws_ptr + (pid_k * M + offs_m[:, None]) * N + offs_n[None, :], result, mask=mask)
+        tl.store(ws_ptr + (pid_k * M + rows) * N + offs_n[None, :], result, mask=mask)
     else:
         if HAS_BIAS:
             result += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
-        tl.store(out_ptr + offs_m[:, None] * N + offs_n[None, :], result.to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(out_ptr + rows * N + offs_n[None, :], result.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
