@@ -202,8 +202,8 @@ def test_gpu_layer_sizes(m: int, dtype: torch.dtype, gen: torch.Generator) -> No
 @requires_cuda
 def test_gpu_output_of_2_31_elements(gen: torch.Generator) -> None:
     """M x N past 2^31 (M = 32776 on N = 65536): the output's row offsets need 64 bits; in 32 bits
-    they wrapped and the rows from 32768 on were stored before the output. The rows on either side
-    of that boundary, and the first and last, match the reference."""
+    they wrap at row 2^31 / N = 32768, and the stores of the rows from there on land before the
+    output. The rows on either side of that boundary, and the first and last, match the reference."""
     m, k, n = 2**31 // 65536 + 8, 64, 65536
     if torch.cuda.get_device_properties(0).total_memory < 16 * 2**30:
         pytest.skip("needs 16 GiB of GPU memory: the output alone takes 4 GiB")
