@@ -6,6 +6,7 @@
 //   nvcc -arch=sm_90 -std=c++17 -O3 -DW4A16_CUDA_CLUSTERS -I csrc -o tune_dot2 benchmarks/tune_dot2.cu  # native
 //   nvcc -arch=sm_90 -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc ...                            # emulation
 //   ./tune_dot2 [label] [zeros] [l2]
+//   TUNE_SHAPES=4096x14336,5120x27648 TUNE_WARPS=8 ./tune_dot2 ...   # other (K, N); one block size
 //
 // fp16, G = 128, symmetric (with `zeros`: random zero points), random data; weights rotated past 2x
 // the L2 (with `l2`: one copy, not rotated, so a layer smaller than the L2 is read from it); each
@@ -18,6 +19,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -152,10 +154,29 @@ struct Ran {
   int splits, warps;
 };
 
+// TUNE_WARPS: blocks of that many warps only, K split as the launcher would split that size, for
+// the row tiles that have that block size (Tile::is_block_size); unset, or a size a tile does not
+// have: the launcher's choice.
+int forced_warps() {
+  static const int warps = [] {
+    const char* env = std::getenv("TUNE_WARPS");
+    return env ? std::atoi(env) : 0;
+  }();
+  return warps;
+}
+
 // One call as gemm_dot2.cu makes it, with `forced` splits (and the planned block size) unless 0.
 template <int kRows, bool kHasZeros>
 Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
   dot2::Launch shape = dot2::plan_for_device<false, kHasZeros, kRows>(p.m, p.n, p.k, sms);
+  if (dot2::Tile<kRows>::is_block_size(forced_warps())) {
+    const int64_t slots = sms * dot2::with_block_size<kRows>(forced_warps(), [](auto block_warps) {
+                            return dot2::blocks_per_sm<false, kHasZeros, kRows, decltype(block_warps)::value>();
+                          });
+    const int64_t m_eff = std::min(p.m, kRows) * shape.row_tiles;
+    shape.plan = dot2::plan_splits(m_eff, p.k, shape.col_tiles, shape.row_tiles, slots, forced_warps());
+    shape.warps = forced_warps();
+  }
   dot2::Plan& plan = shape.plan;
   if (forced > 0) {
     const int64_t rows = dot2::split_rows(p.k / 8, forced, shape.warps);
@@ -263,7 +284,18 @@ int main(int argc, char** argv) {
     with_zeros = with_zeros || std::string(argv[i]) == "zeros";
     l2_resident = l2_resident || std::string(argv[i]) == "l2";
   }
-  const int shapes[][2] = {{4096, 14336}, {14336, 4096}, {5120, 27648}};  // (K, N)
+  // (K, N): the three benchmark layers, or TUNE_SHAPES ("KxN,KxN,...").
+  std::vector<std::array<int, 2>> shapes = {{4096, 14336}, {14336, 4096}, {5120, 27648}};
+  if (const char* env = std::getenv("TUNE_SHAPES")) {
+    shapes.clear();
+    const std::string spec = env;
+    for (size_t pos = 0; pos < spec.size();) {
+      const size_t end = std::min(spec.find(',', pos), spec.size());
+      const std::string item = spec.substr(pos, end - pos);
+      shapes.push_back({std::stoi(item), std::stoi(item.substr(item.find('x') + 1))});
+      pos = end + 1;
+    }
+  }
   const int rows[] = {1, 2, 4, 8, 16};
   cudaStream_t stream;
   CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));

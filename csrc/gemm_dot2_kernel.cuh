@@ -38,11 +38,15 @@ template <int kRows>
 struct Tile {
   using Math = arch::DecodeMath<kRows>;
   using SplitSums = arch::SplitSums;  // named through the tile, so that kernel code depends on it
-  // Waves per block: kWarps or, where the math allows, kMinWarps = kWarps / 2, the launch's choice
-  // (gemm_dot2_plan.h); a kernel is built for each.
+  // Waves per block: kWarps, kWarps / 2, ... down to kMinWarps (the arch's math), the launch's
+  // choice (gemm_dot2_plan.h); a kernel is built for each.
   static constexpr int kWarps = Math::kWarps;
   static constexpr int kMinWarps = Math::kMinWarps;
-  static_assert(kWarps == kMinWarps || kWarps == 2 * kMinWarps, "one or two block sizes");
+  static_assert(kMinWarps > 0 && kWarps % kMinWarps == 0 && ((kWarps / kMinWarps) & (kWarps / kMinWarps - 1)) == 0,
+                "block sizes halve from kWarps to kMinWarps");
+  __host__ __device__ static constexpr bool is_block_size(int warps) {
+    return warps >= kMinWarps && warps <= kWarps && kWarps % warps == 0 && warps % kMinWarps == 0;
+  }
   // A wave step covers kLaneRows b_q rows; its lanes split into that many row groups. A row group
   // reads kColGroups runs of kColsPerGroup contiguous columns (128 with one row: 512 bytes of one
   // b_q row), each lane 16 bytes of every run (kColGroups loads sharing one activation fetch).
@@ -265,7 +269,7 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   static_assert(kRows >= 1 && kRows <= kMaxRows, "row tile");
   static_assert(Tile<kRows>::kSmemBytes <= 64 * 1024, "RDNA3 allows 64 KiB of LDS per workgroup");
   using Math = typename Tile<kRows>::Math;
-  static_assert(kWarps == Tile<kRows>::kWarps || kWarps == Tile<kRows>::kMinWarps, "a block size of the tile");
+  static_assert(Tile<kRows>::is_block_size(kWarps), "a block size of the tile");
   static_assert(Tile<kRows>::Math::kRowsPerScale * 8 == kGroupMultiple, "one group multiple for every row tile");
   constexpr int kThreads = kWarps * arch::kWaveSize;
   constexpr int kColGroups = Tile<kRows>::kColGroups;
@@ -349,7 +353,7 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
       // 28.51 against 27.35 / 27.30 / 27.46 / 28.23, and 0.9-1.2 us slower with zero points; four
       // bands ahead was no better there. A bulk prefetch of the block's whole K range at its start
       // was 2.4-5.5 us slower everywhere.
-      if constexpr (kWarps > Tile<kRows>::kMinWarps) {
+      if constexpr (kWarps == Tile<kRows>::kWarps && kWarps > Tile<kRows>::kMinWarps) {
         prefetch_row(cols, chunk0, step + 2 * kBandRows + lane_row, rows);
       }
       // The batch's activations, loaded before any of it is multiplied (from `a` their loads leave

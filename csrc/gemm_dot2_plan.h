@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "gemm_dot2_kernel.cuh"
 #include "split_k_launch.h"
@@ -75,12 +76,17 @@ struct Launch {
   int64_t warps;
 };
 
-// f(std::integral_constant<int, W>{}) for the tile's block size W == warps (kWarps or kMinWarps):
-// a kernel is built for each, the plan picks one at run time.
-template <int kRows, class F>
+// f(std::integral_constant<int, W>{}) for the tile's block size W == warps (kWarps, kWarps / 2, ...
+// kMinWarps; anything else gets kMinWarps): a kernel is built for each, the plan picks one at run
+// time.
+template <int kRows, int W = Tile<kRows>::kWarps, class F>
 inline auto with_block_size(int64_t warps, F&& f) {
-  if (warps == Tile<kRows>::kWarps) return f(std::integral_constant<int, Tile<kRows>::kWarps>{});
-  return f(std::integral_constant<int, Tile<kRows>::kMinWarps>{});
+  if constexpr (W == Tile<kRows>::kMinWarps) {
+    return f(std::integral_constant<int, W>{});
+  } else {
+    if (warps == W) return f(std::integral_constant<int, W>{});
+    return with_block_size<kRows, W / 2>(warps, std::forward<F>(f));
+  }
 }
 
 // slots_of(warps): SMs/WGPs x resident blocks of `warps` waves of the kernel on each. Of the block
