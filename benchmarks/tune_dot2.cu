@@ -170,12 +170,8 @@ template <int kRows, bool kHasZeros>
 Ran launch(dot2::Dot2Args p, int forced, int sms, cudaStream_t stream) {
   dot2::Launch shape = dot2::plan_for_device<false, kHasZeros, kRows>(p.m, p.n, p.k, sms);
   if (dot2::Tile<kRows>::is_block_size(forced_warps())) {
-    const int64_t slots = sms * dot2::with_block_size<kRows>(forced_warps(), [](auto block_warps) {
-                            return dot2::blocks_per_sm<false, kHasZeros, kRows, decltype(block_warps)::value>();
-                          });
-    const int64_t m_eff = std::min(p.m, kRows) * shape.row_tiles;
-    shape.plan = dot2::plan_splits(m_eff, p.k, shape.col_tiles, shape.row_tiles, slots, forced_warps());
-    shape.warps = forced_warps();
+    shape = dot2::plan_block_size<kRows>(p.m, p.n, p.k, forced_warps(),
+                                         dot2::device_slots<false, kHasZeros, kRows>(sms, forced_warps()));
   }
   dot2::Plan& plan = shape.plan;
   if (forced > 0) {

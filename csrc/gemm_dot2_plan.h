@@ -89,6 +89,15 @@ inline auto with_block_size(int64_t warps, F&& f) {
   }
 }
 
+// The grid of one call in blocks of `warps` waves, on a device with `slots` resident blocks of them.
+template <int kRows>
+inline Launch plan_block_size(int64_t m, int64_t n, int64_t k, int64_t warps, int64_t slots) {
+  const int64_t col_tiles = ceil_div(n, Tile<kRows>::kColsPerBlock);
+  const int64_t row_tiles = ceil_div(m, kRows);
+  const int64_t m_eff = std::min<int64_t>(m, kRows) * row_tiles;
+  return {col_tiles, row_tiles, plan_splits(m_eff, k, col_tiles, row_tiles, slots, warps), warps};
+}
+
 // slots_of(warps): SMs/WGPs x resident blocks of `warps` waves of the kernel on each. Of the block
 // sizes the tile allows, the one with the fewest K splits wins, then the one with the fewest waves
 // of blocks: a last wave mostly empty costs nearly a full one. Measured on an H100 (decode tuner,
@@ -97,18 +106,15 @@ inline auto with_block_size(int64_t warps, F&& f) {
 // 16 (two waves) on (5120, 27648).
 template <int kRows, class SlotsOf>
 inline Launch plan_launch(int64_t m, int64_t n, int64_t k, SlotsOf slots_of) {
-  const int64_t col_tiles = ceil_div(n, Tile<kRows>::kColsPerBlock);
-  const int64_t row_tiles = ceil_div(m, kRows);
-  const int64_t m_eff = std::min<int64_t>(m, kRows) * row_tiles;
   Launch best{};
   int64_t best_waves = 0;
   for (int64_t warps = Tile<kRows>::kWarps; warps >= Tile<kRows>::kMinWarps; warps /= 2) {
     const int64_t slots = slots_of(warps);
-    const Plan plan = plan_splits(m_eff, k, col_tiles, row_tiles, slots, warps);
-    const int64_t waves = ceil_div(col_tiles * row_tiles * plan.splits, slots);
-    if (best.warps == 0 || plan.splits < best.plan.splits ||
-        (plan.splits == best.plan.splits && waves < best_waves)) {
-      best = {col_tiles, row_tiles, plan, warps};
+    const Launch shape = plan_block_size<kRows>(m, n, k, warps, slots);
+    const int64_t waves = ceil_div(shape.col_tiles * shape.row_tiles * shape.plan.splits, slots);
+    if (best.warps == 0 || shape.plan.splits < best.plan.splits ||
+        (shape.plan.splits == best.plan.splits && waves < best_waves)) {
+      best = shape;
       best_waves = waves;
     }
   }
@@ -133,15 +139,18 @@ int blocks_per_sm() {
   return blocks;
 }
 
-// The grid of one call on a device of `sms` SMs/WGPs: plan_launch, each block size's slots asked of
-// its kernel.
+// Resident blocks of `warps` waves on a device of `sms` SMs/WGPs, asked of their kernel.
+template <bool kBf16, bool kHasZeros, int kRows>
+int64_t device_slots(int64_t sms, int64_t warps) {
+  return sms * with_block_size<kRows>(warps, [](auto block_warps) {
+           return blocks_per_sm<kBf16, kHasZeros, kRows, decltype(block_warps)::value>();
+         });
+}
+
+// The grid of one call on a device of `sms` SMs/WGPs: plan_launch over the block sizes' slots.
 template <bool kBf16, bool kHasZeros, int kRows>
 Launch plan_for_device(int64_t m, int64_t n, int64_t k, int64_t sms) {
-  return plan_launch<kRows>(m, n, k, [&](int64_t warps) {
-    return sms * with_block_size<kRows>(warps, [](auto block_warps) {
-             return blocks_per_sm<kBf16, kHasZeros, kRows, decltype(block_warps)::value>();
-           });
-  });
+  return plan_launch<kRows>(m, n, k, [&](int64_t warps) { return device_slots<kBf16, kHasZeros, kRows>(sms, warps); });
 }
 
 // Where the K splits of one call meet: nowhere (one split), in one cluster per tile (where the

@@ -92,8 +92,9 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == n, "bias: expected shape [N] = [", num(n), "], got ", shape_str(*bias));
     check_placement("bias", *bias, a);
   }
-  TORCH_CHECK(a.size(0) <= INT32_MAX && n <= INT32_MAX,
-              "a, b_q: expected M and N below 2^31 (32-bit kernel indices), got M = ", num(a.size(0)), ", N = ", num(n));
+  // N is below 2^31 by the b_q bound above.
+  TORCH_CHECK(a.size(0) <= INT32_MAX, "a: expected M = a.shape[0] below 2^31 (32-bit kernel indices), got M = ",
+              num(a.size(0)));
   TORCH_CHECK(k <= gemm_wmma_max_k(), "a: expected K = a.shape[1] at most ", num(gemm_wmma_max_k()),
               " (the prefill kernel addresses a tile's rows of a by 32-bit byte offsets), got K = ", num(k));
 }
