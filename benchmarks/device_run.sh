@@ -13,6 +13,10 @@
 #   DEVICE_RUN_BF16      1: also benchmarks/bench_gemm.py --quick --dtype bfloat16 (default 0)
 #   DEVICE_RUN_TUNE_DOT2 1: also build and run benchmarks/tune_dot2.cu: native (symmetric, with zero
 #                        points, with the weights left in L2) and emulation (default 0)
+#   DEVICE_RUN_SWEEP_BLOCKS 1: also the decode block-size sweep of benchmarks/decode_notes.md: the
+#                        native tuner on 13 layer shapes at the plan's splits, as on main and with
+#                        4-warp blocks allowed (a scratch copy of csrc/): each block size alone, then
+#                        the plan's choice among 16, 8 and 4 (default 0)
 #   TORCH_CUDA_ARCH_LIST default 9.0 (Hopper: the H100 and H200)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,22 +86,50 @@ if [ "${DEVICE_RUN_BF16:-0}" = "1" ]; then
   python3 benchmarks/bench_gemm.py --quick --dtype bfloat16 --out "$OUT" || failed "bench_gemm.py bf16"
 fi
 
+# build_tuner CSRC_DIR BINARY native|emulation: benchmarks/tune_dot2.cu against those sources.
+build_tuner() {
+  local arch flags=()
+  arch=sm_$(echo "${TORCH_CUDA_ARCH_LIST:-9.0}" | cut -d';' -f1 | tr -d '.')
+  if [ "$3" = "emulation" ]; then
+    flags=(-DW4A16_RDNA3_EMULATION)
+  elif [ "${arch#sm_}" -ge 90 ]; then
+    # As CMakeLists.txt builds the native module: decode K splits meet in clusters from sm_90 on.
+    flags=(-DW4A16_CUDA_CLUSTERS)
+  fi
+  nvcc -arch="$arch" -std=c++17 -O3 "${flags[@]}" -I "$1" -o "$2" benchmarks/tune_dot2.cu
+}
+
 if [ "${DEVICE_RUN_TUNE_DOT2:-0}" = "1" ]; then
   step "benchmarks/tune_dot2.cu (results in $OUT/tune_dot2.md)"
-  arch=sm_$(echo "${TORCH_CUDA_ARCH_LIST:-9.0}" | cut -d';' -f1 | tr -d '.')
-  # As CMakeLists.txt builds the native module: decode K splits meet in clusters from sm_90 on.
-  clusters=()
-  if [ "${arch#sm_}" -ge 90 ]; then
-    clusters=(-DW4A16_CUDA_CLUSTERS)
-  fi
   tuner=$(mktemp -d)
-  if nvcc -arch="$arch" -std=c++17 -O3 "${clusters[@]}" -I csrc -o "$tuner/native" benchmarks/tune_dot2.cu &&
-      nvcc -arch="$arch" -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc -o "$tuner/emulation" benchmarks/tune_dot2.cu; then
+  if build_tuner csrc "$tuner/native" native && build_tuner csrc "$tuner/emulation" emulation; then
     { "$tuner/native" native && "$tuner/native" native zeros && "$tuner/native" native l2 &&
         "$tuner/emulation" rdna3-emulation; } |
       tee "$OUT/tune_dot2.md" || failed "tune_dot2"
   else
     failed "tune_dot2 build"
+  fi
+fi
+
+if [ "${DEVICE_RUN_SWEEP_BLOCKS:-0}" = "1" ]; then
+  step "decode block-size sweep (results in $OUT/sweep_blocks.md)"
+  sweep=$(mktemp -d)
+  cp -r csrc "$sweep/csrc"
+  sed -i 's/static constexpr int kMinWarps = 8;/static constexpr int kMinWarps = kColGroups == 2 ? 4 : 8;/' \
+    "$sweep/csrc/arch/cuda.cuh"
+  shapes=4096x6144,4096x4096,4096x28672,14336x4096,4096x14336,5120x27648,27648x5120,8192x10240
+  shapes+=,8192x57344,28672x8192,1536x17920,2048x22528,3584x37888
+  if ! grep -q 'kMinWarps = kColGroups == 2 ? 4 : 8;' "$sweep/csrc/arch/cuda.cuh"; then
+    failed "sweep: csrc/arch/cuda.cuh no longer has the kMinWarps line the sweep edits"
+  elif build_tuner csrc "$sweep/main" native && build_tuner "$sweep/csrc" "$sweep/blocks4" native; then
+    export TUNE_SPLITS=0 TUNE_SHAPES=$shapes
+    { "$sweep/main" "main (16 and 8 warps)" &&
+        for warps in 16 8 4; do TUNE_WARPS=$warps "$sweep/blocks4" "blocks of $warps warps"; done &&
+        "$sweep/blocks4" "plan among 16, 8 and 4 warps"; } |
+      tee "$OUT/sweep_blocks.md" || failed "sweep"
+    unset TUNE_SPLITS TUNE_SHAPES
+  else
+    failed "sweep build"
   fi
 fi
 

@@ -7,6 +7,7 @@
 //   nvcc -arch=sm_90 -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc ...                            # emulation
 //   ./tune_dot2 [label] [zeros] [l2]
 //   TUNE_SHAPES=4096x14336,5120x27648 TUNE_WARPS=8 ./tune_dot2 ...   # other (K, N); one block size
+//   TUNE_SPLITS=0 ./tune_dot2 ...                                     # the plan's splits only
 //
 // fp16, G = 128, symmetric (with `zeros`: random zero points), random data; weights rotated past 2x
 // the L2 (with `l2`: one copy, not rotated, so a layer smaller than the L2 is read from it); each
@@ -44,7 +45,6 @@ void check(cudaError_t err, int line) {
 
 constexpr int kGroupSize = 128;
 constexpr double kL2Bytes = 50e6;  // the H100's; copies of the weights cover twice this
-constexpr int kForcedSplits[] = {0, 1, 2, 4, 8};  // 0: the launcher's plan
 
 __device__ uint32_t hash(size_t i, uint32_t seed) {
   uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
@@ -271,6 +271,17 @@ double relative_error(const uint16_t* out, const float* ref, size_t count) {
   return std::sqrt(num / den);
 }
 
+// The items of a comma-separated list.
+std::vector<std::string> comma_list(const std::string& spec) {
+  std::vector<std::string> items;
+  for (size_t pos = 0; pos < spec.size();) {
+    const size_t end = std::min(spec.find(',', pos), spec.size());
+    items.push_back(spec.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return items;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -284,13 +295,15 @@ int main(int argc, char** argv) {
   std::vector<std::array<int, 2>> shapes = {{4096, 14336}, {14336, 4096}, {5120, 27648}};
   if (const char* env = std::getenv("TUNE_SHAPES")) {
     shapes.clear();
-    const std::string spec = env;
-    for (size_t pos = 0; pos < spec.size();) {
-      const size_t end = std::min(spec.find(',', pos), spec.size());
-      const std::string item = spec.substr(pos, end - pos);
+    for (const std::string& item : comma_list(env)) {
       shapes.push_back({std::stoi(item), std::stoi(item.substr(item.find('x') + 1))});
-      pos = end + 1;
     }
+  }
+  // Split counts timed per layer and M, 0 the launcher's plan; TUNE_SPLITS ("0,2,...") picks some.
+  std::vector<int> forced_splits = {0, 1, 2, 4, 8};
+  if (const char* env = std::getenv("TUNE_SPLITS")) {
+    forced_splits.clear();
+    for (const std::string& item : comma_list(env)) forced_splits.push_back(std::stoi(item));
   }
   const int rows[] = {1, 2, 4, 8, 16};
   cudaStream_t stream;
@@ -369,7 +382,7 @@ int main(int argc, char** argv) {
                 slice_best, slice_gbs, 100.0 * slice_gbs / copy);
     for (const int m : rows) {
       reference<<<dim3((n + 127) / 128, m), 128, 0, stream>>>(a, b_q[0], scales[0], zeros[0], ref, k, n);
-      for (const int forced : kForcedSplits) {
+      for (const int forced : forced_splits) {
         dot2::Dot2Args p{};
         p.a = a;
         p.out = out;
