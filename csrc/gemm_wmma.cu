@@ -49,7 +49,9 @@ int64_t blocks_of(int64_t m, int64_t n) {
 }  // namespace
 
 int64_t gemm_wmma_max_k() {
-  constexpr int64_t kTallest = std::max({WmmaTileLarge::kBM, WmmaTileMedium::kBM, WmmaTileSmall::kBM});
+  // std::max<int64_t>, not std::max: the ROCm build's hipify rewrites every `std::max(` to HIP's
+  // two-argument ::max, which takes no list and is not constexpr.
+  constexpr int64_t kTallest = std::max<int64_t>({WmmaTileLarge::kBM, WmmaTileMedium::kBM, WmmaTileSmall::kBM});
   return (int64_t{1} << 31) / kTallest;
 }
 
