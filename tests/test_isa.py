@@ -1,5 +1,6 @@
 """The gfx11 ISA check (w4a16_rdna3.isa, its loop checks in isa_loops) and the host-code check of
-the hipified launch plans (w4a16_rdna3.hip_host): they pass on our code and fail on wrong code.
+the ROCm build's hipified sources (w4a16_rdna3.hip_host): they pass on our code and fail on wrong
+code.
 
 The compile tests need a clang with the AMDGPU target and HIP headers (CI installs them with
 .ci/install-hip-toolchain.sh); without them they skip, saying so. The coverage and arithmetic
@@ -8,7 +9,6 @@ tests need no compiler.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,6 @@ SLOW_LOOP_SOURCES = (
         ),
     ),
 )
-WRONG_HOST_SOURCES = (hip_host.HostSource("wrong_plan.h", ("wrong_plan_fixture_clusters<4>",)),)
 
 TOOLCHAIN, NO_TOOLCHAIN_REASON = isa.find_toolchain()
 requires_toolchain = pytest.mark.skipif(
@@ -131,27 +130,36 @@ def test_command_passes_and_keeps_files(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert status == 0, out
     assert "all passed" in out
-    assert "launch functions compiled for gfx1100" in out
+    assert "sources compiled for gfx1100: " in out and "ops_hip.cpp" in out
     assert sorted(p.name for p in tmp_path.glob("*.s")) == [
         f"{Path(s.header).stem}.gfx1100.s" for s in sorted(isa.KERNEL_SOURCES, key=lambda s: s.header)
     ]
 
 
 @requires_toolchain
-def test_hipified_launch_plans_compile_for_gfx1100(tmp_path: Path) -> None:
-    functions = hip_host.check_hip_host(TOOLCHAIN.clang, isa.CSRC, "gfx1100", keep_dir=tmp_path)
-    assert functions == sum(len(s.functions) for s in hip_host.HOST_SOURCES) > 0
+def test_hipified_host_sources_compile_for_gfx1100(tmp_path: Path) -> None:
+    compiled = hip_host.check_hip_host(TOOLCHAIN.clang, isa.CSRC, "gfx1100", keep_dir=tmp_path)
+    # Every source the ROCm build compiles: each .cu as its .hip translation, each .cpp that names
+    # CUDA as its _hip.cpp one.
+    expected = {f"{path.stem}.hip" for path in isa.CSRC.glob("*.cu")} | {"ops_hip.cpp", "build_info.cpp"}
+    assert set(compiled) == expected and len(compiled) == len(expected)
     hipified = tmp_path / "hip_host"
-    # What the ROCm build compiles: the plans' translations, with HIP's runtime calls in them.
     plan = (hipified / "gemm_dot2_plan_hip.h").read_text()
     assert "hipOccupancyMaxActiveBlocksPerMultiprocessor" in plan and "cudaGetLastError" not in plan
-    assert (hipified / "hip_host_check.o").stat().st_size > 0
+    assert "ATen/hip/HIPContext.h" in (hipified / "ops_hip.cpp").read_text()
 
 
 @requires_toolchain
-def test_hip_host_check_fails_on_a_call_hip_lacks() -> None:
-    with pytest.raises(hip_host.HipHostCheckError, match="cudaOccupancyMaxActiveClusters"):
-        hip_host.check_hip_host(TOOLCHAIN.clang, FIXTURES, "gfx1100", sources=WRONG_HOST_SOURCES)
+@pytest.mark.parametrize(
+    ("fixture", "error"),
+    [
+        ("hip_lacks", "cudaOccupancyMaxActiveClusters"),
+        ("hipify_breaks", "no matching function for call to 'max'"),
+    ],
+)
+def test_hip_host_check_fails_on_wrong_host_code(fixture: str, error: str) -> None:
+    with pytest.raises(hip_host.HipHostCheckError, match=error):
+        hip_host.check_hip_host(TOOLCHAIN.clang, FIXTURES / "wrong_host" / fixture, "gfx1100")
 
 
 def test_command_refuses_an_empty_arch_list(capsys) -> None:
@@ -159,15 +167,6 @@ def test_command_refuses_an_empty_arch_list(capsys) -> None:
         isa.isa_main(["--arch", ","])
     assert exit_info.value.code == 2
     assert "--arch names no arch" in capsys.readouterr().err
-
-
-def test_every_launch_plan_of_csrc_is_host_checked() -> None:
-    """The torch-free host headers the .cu files include (launch plans and launches; helpers that
-    only those headers include are checked through them)."""
-    include = re.compile(r'#include "([\w.]+)"')
-    included = {name for source in isa.CSRC.glob("*.cu") for name in include.findall(source.read_text())}
-    plans = {path.name for path in isa.CSRC.glob("*.h") if path.name.endswith(("_plan.h", "_launch.h"))} & included
-    assert "gemm_dot2_plan.h" in plans and plans == {source.header for source in hip_host.HOST_SOURCES}
 
 
 def test_a_kernel_in_a_launcher_file_is_reported(tmp_path: Path) -> None:

@@ -20,12 +20,13 @@ gfx1100 alone (the arch the package selects at run time; the others are built, n
 - the main loop of a decode kernel keeps as many 16-byte weight loads in flight as the batch
   csrc/arch/decode_lanes.cuh declares (kLoadsInFlight).
 VGPRs, SGPRs, LDS and scratch come from the code object metadata the compiler writes into the .s.
-The command then compiles the hipified launch plans host-side for the first arch (hip_host.py).
+The command then compiles the ROCm build's hipified host sources for the first arch (hip_host.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -36,14 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from w4a16_rdna3.hip_host import (
-    DECODE_ROW_TILES,
-    FLAGS,
-    WMMA_TILES,
-    HipHostCheckError,
-    check_hip_host,
-    cpp_bools,
-)
+from w4a16_rdna3.hip_host import HipHostCheckError, check_hip_host
 from w4a16_rdna3.isa_loops import LoopProfile, hot_loop, innermost_loops, loads_waited_alone
 
 DEFAULT_ARCHES = ("gfx1100", "gfx1101", "gfx1102", "gfx1151")
@@ -78,10 +72,21 @@ class KernelSource:
     instances: tuple[str, ...]
 
 
+def cpp_bools(count: int) -> tuple[tuple[str, ...], ...]:
+    """Every combination of `count` C++ bool template arguments, false first."""
+    return tuple(itertools.product(("false", "true"), repeat=count))
+
+
+# The launchers' dispatch: the (bf16, zeros) flags, the decode row tiles (csrc/gemm_dot2.cu,
+# launch_rows) and the WMMA tiles (csrc/gemm_wmma.cu, launch_variant).
+FLAGS = cpp_bools(2)
+DECODE_ROW_TILES = ("1", "2", "4", "8", "w4a16::dot2::kMaxRows")
+WMMA_TILES = ("WmmaTileSmall", "WmmaTileMedium", "WmmaTileLarge")
+
 # Mirrors the dispatch in csrc/gemm_dot2.cu (launch_flags/launch_rows) and csrc/gemm_wmma.cu
-# (launch_variant over the three tiles), as hip_host.py lists it, the K-split reduction both
-# launch, and the act-order gather ops.cpp runs before either. The coverage check below fails when
-# a header declares a kernel that is not listed here.
+# (launch_variant over the three tiles), the K-split reduction both launch, and the act-order
+# gather ops.cpp runs before either. The coverage check below fails when a header declares a
+# kernel that is not listed here.
 KERNEL_SOURCES = (
     KernelSource(
         "gemm_dot2_kernel.cuh",
@@ -453,7 +458,7 @@ def isa_main(argv: list[str]) -> int:
         prog="w4a16-rdna3 isa",
         description="Compile the kernels for RDNA3 with clang (no GPU needed) and check their ISA: "
         "WMMA kernels use v_wmma, decode kernels use dot2, no scratch, LDS <= 64 KiB, loops keep their "
-        "loads in flight; then compile the hipified launch plans host-side for the first arch.",
+        "loads in flight; then compile the ROCm build's hipified host sources for the first arch.",
     )
     parser.add_argument("--arch", action="append", metavar="GFX",
                         help=f"arch to compile for (repeatable or comma-separated; default: {','.join(DEFAULT_ARCHES)})")
@@ -478,9 +483,10 @@ def isa_main(argv: list[str]) -> int:
           + (f"{len(failed)} FAILED" if failed else "all passed"))
     # The host code is the same for every arch: one compile checks it.
     try:
-        functions = check_hip_host(toolchain.clang, args.csrc or CSRC, arches[0], keep_dir=args.keep)
+        sources = check_hip_host(toolchain.clang, args.csrc or CSRC, arches[0], keep_dir=args.keep)
     except HipHostCheckError as error:
-        print(f"host code (hipified launch plans) on {arches[0]}: FAILED\n{error}")
+        print(f"host code (the ROCm build's hipified sources) on {arches[0]}: FAILED\n{error}")
         return 1
-    print(f"host code (hipified launch plans): {functions} launch functions compiled for {arches[0]}")
+    print(f"host code (the ROCm build's hipified sources, against ROCm PyTorch's headers): "
+          f"{len(sources)} sources compiled for {arches[0]}: {', '.join(sources)}")
     return 1 if failed else 0
