@@ -2,7 +2,7 @@
 
 vLLM moved the package between releases:
 
-* newer releases (seen in 0.33.0): the base class in
+* newer releases (seen in 0.33.0 and 0.34.0): the base class in
   `vllm.model_executor.kernels.linear.mixed_precision.MPLinearKernel`, the per-platform candidate
   lists (`_POSSIBLE_KERNELS: dict[PlatformEnum, list]`) and `choose_mp_linear_kernel` in
   `vllm.model_executor.kernels.linear`;
@@ -100,5 +100,5 @@ def find_mixed_precision() -> VllmMixedPrecision:
     searched = "; ".join(f"{b}.MPLinearKernel with _POSSIBLE_KERNELS in {' or '.join(s)}" for b, s in _LAYOUTS)
     raise VllmLayoutUnknown(
         f"vLLM {version} keeps its mixed-precision linear kernels in a place w4a16_rdna3 does not know "
-        f"(searched: {searched}). Use a vLLM release this package supports (tested: 0.33.0)."
+        f"(searched: {searched}). Use a vLLM release this package supports (tested: 0.33.0, 0.34.0)."
     )

@@ -8,12 +8,13 @@
 # (pure Python: W4A16_RDNA3_BUILD=0), then runs tests/vllm and the plugin/kernel/checkpoint tests
 # with vLLM present, where the kernel classes subclass vLLM's own MPLinearKernel.
 #
-# Environment: VLLM_VERSION (default 0.33.0, the tested one); W4A16_VLLM_VENV (default
-# ${TMPDIR:-/tmp}/w4a16-rdna3-vllm-$VLLM_VERSION, reused when it already holds that vLLM).
+# Environment: VLLM_VERSION (default 0.34.0, the newest on PyPI on 2026-12-04; 0.33.0 passed the
+# same tests); W4A16_VLLM_VENV (default ${TMPDIR:-/tmp}/w4a16-rdna3-vllm-$VLLM_VERSION, reused when
+# it already holds that vLLM).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-VLLM_VERSION="${VLLM_VERSION:-0.33.0}"
+VLLM_VERSION="${VLLM_VERSION:-0.34.0}"
 VENV="${W4A16_VLLM_VENV:-${TMPDIR:-/tmp}/w4a16-rdna3-vllm-$VLLM_VERSION}"
 PY="$VENV/bin/python"
 
@@ -26,10 +27,11 @@ if [ "$(installed_vllm)" != "$VLLM_VERSION" ]; then
     python3 -m venv "$VENV"
     "$PY" -m pip install -q --upgrade pip
     if ! "$PY" -m pip install -q "vllm==$VLLM_VERSION"; then
-        # vLLM 0.33.0 asks for certifi>=2026.10.19, a release PyPI did not have on 2026-11-23
-        # (newest: 2026.10.18). Install vLLM itself without dependencies, then exactly what it
-        # requires, with only the certifi floor dropped.
-        echo "run.sh: plain install failed; installing vLLM's requirements with the certifi floor dropped"
+        # Releases vLLM pins that the package index did not have: certifi>=2026.10.19 (vLLM 0.33.0;
+        # newest 2026.10.18 on 2026-11-23) and flashinfer-python==0.7.3 (vLLM 0.34.0; 0.7.2 and
+        # 0.7.4 there on 2026-12-04; no test here runs flashinfer's CUDA kernels). Install vLLM
+        # itself without dependencies, then exactly what it requires, with only those two unpinned.
+        echo "run.sh: plain install failed; installing vLLM's requirements with certifi and flashinfer-python unpinned"
         "$PY" -m pip install -q --no-deps "vllm==$VLLM_VERSION"
         "$PY" - > "$VENV/vllm-requirements.txt" <<'EOF'
 import importlib.metadata
@@ -38,7 +40,7 @@ import re
 for requirement in importlib.metadata.requires("vllm") or []:
     if "extra ==" in requirement:
         continue
-    print(re.sub(r"^certifi\b[^;]*", "certifi", requirement))
+    print(re.sub(r"^(certifi|flashinfer-python)\b[^;]*", r"\1", requirement))
 EOF
         "$PY" -m pip install -q -r "$VENV/vllm-requirements.txt"
     fi
