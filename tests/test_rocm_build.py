@@ -1,25 +1,31 @@
-"""The ROCm build itself, on a machine without ROCm: CMakeLists.txt's hip branch, configured and built.
+"""The ROCm install itself, on a machine without ROCm: setup.py's ROCm branch, CMake, the wheel.
 
-What a ROCm machine's `pip install` runs (setup.py: CMake with W4A16_BACKEND=hip), for gfx1100:
-CMake's HIP language with clang as the HIP compiler, csrc/ hipified at configure time, every
-source compiled host and device side, and the module linked. Three stand-ins take ROCm's place:
-- torch's ROCm headers, made from the installed torch's CUDA ones (w4a16_rdna3.rocm_torch_include);
-- ROCm's `hip-lang` CMake package (which CMake's HIP language loads from the ROCm root), written
-  here: the HIP runtime target, naming the HIP runtime library of the HIP headers' package
-  (Debian's libamdhip64); Debian's own `hip-lang` package adds -isystem /usr/include, which
-  breaks libstdc++'s #include_next with clang;
+What `pip install --no-build-isolation .` runs on a ROCm machine, for gfx1100, here as
+`pip wheel` of a copy of the repository: setup.py finds a ROCm toolkit (ROCM_HOME) and plans the
+hip build, CMakeLists.txt's hip branch configures CMake's HIP language with that toolkit's clang,
+csrc/ is hipified at configure time, every source is compiled host and device side, and the module
+is linked and packed into the wheel. Stand-ins take ROCm's place:
+- torch is declared a ROCm build (`torch.version.hip`, set by a sitecustomize on PYTHONPATH);
+- torch's ROCm headers are made from the installed torch's CUDA ones (w4a16_rdna3.rocm_torch_include)
+  and reach the build through CMAKE_ARGS;
+- a ROCm toolkit directory: clang (the ISA check's), the HIP headers, and ROCm's `hip-lang` CMake
+  package (which CMake's HIP language loads from the ROCm root), written here: the HIP runtime
+  target, naming the HIP headers' runtime library (Debian's libamdhip64). Debian's own `hip-lang`
+  package adds -isystem /usr/include, which breaks libstdc++'s #include_next under clang;
 - `-nogpulib`: no ROCm device libraries (the kernels call none of their functions).
-The module cannot be imported here: its c10::cuda symbols live in a ROCm torch's libc10_hip.
+The module cannot be imported here: it needs symbols that only a ROCm torch's libraries hold.
 Needs the ISA check's clang and HIP headers, cmake (>= 3.21) and the HIP runtime library; CI
-installs them (.ci/install-hip-toolchain.sh). About a minute on 2 cores.
+installs them (.ci/install-hip-toolchain.sh). About 75 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,13 +35,13 @@ from w4a16_rdna3.rocm_torch_include import rocm_torch_include
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY_DIRS = ("/opt/rocm/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
+NOT_SOURCES = (".git", "build", "dist", "*.egg-info", "__pycache__", ".*cache", ".devbuild", ".benchmarks", "*.so")
 
 TOOLCHAIN, NO_TOOLCHAIN_REASON = isa.find_toolchain()
-CMAKE = shutil.which("cmake")
 HIP_RUNTIME = next((Path(d) / "libamdhip64.so" for d in LIBRARY_DIRS if (Path(d) / "libamdhip64.so").exists()), None)
 pytestmark = [
     pytest.mark.skipif(TOOLCHAIN is None, reason=f"ROCm build test skipped: {NO_TOOLCHAIN_REASON}"),
-    pytest.mark.skipif(CMAKE is None, reason="ROCm build test skipped: no cmake (apt-get install cmake)"),
+    pytest.mark.skipif(shutil.which("cmake") is None, reason="ROCm build test skipped: no cmake (apt-get install cmake)"),
     pytest.mark.skipif(HIP_RUNTIME is None, reason="ROCm build test skipped: no libamdhip64.so (apt-get install "
                        "libamdhip64-dev)"),
 ]
@@ -55,40 +61,47 @@ set(_CMAKE_HIP_DEVICE_RUNTIME_TARGET hip-lang::device)
 """
 
 
-def run(command: list[str], cwd: Path) -> None:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+def rocm_toolkit(root: Path, clang: str, hip_runtime: Path) -> Path:
+    """The layout setup.py looks for under ROCM_HOME (llvm/bin/clang++, include/hip) and CMake under
+    the ROCm root (lib/cmake/hip-lang)."""
+    (root / "llvm/bin").mkdir(parents=True)
+    (root / "llvm/bin/clang++").symlink_to(shutil.which(clang) or clang)
+    (root / "include").mkdir()
+    hip_headers = next(d for d in (Path("/opt/rocm/include/hip"), Path("/usr/include/hip")) if d.is_dir())
+    (root / "include/hip").symlink_to(hip_headers)
+    (root / "lib/cmake/hip-lang").mkdir(parents=True)
+    (root / "lib/cmake/hip-lang/hip-lang-config.cmake").write_text(HIP_LANG_STANDIN.format(library=hip_runtime.resolve()))
+    return root
 
 
-def test_the_rocm_build_makes_a_gfx1100_module(tmp_path: Path) -> None:
-    import torch.utils
-
-    assert TOOLCHAIN is not None and CMAKE is not None and HIP_RUNTIME is not None
-    rocm_root = tmp_path / "rocm"
-    (rocm_root / "lib/cmake/hip-lang").mkdir(parents=True)
-    (rocm_root / "lib/cmake/hip-lang/hip-lang-config.cmake").write_text(
-        HIP_LANG_STANDIN.format(library=HIP_RUNTIME.resolve())
-    )
+def test_pip_builds_a_gfx1100_wheel_on_rocm(tmp_path: Path) -> None:
+    assert TOOLCHAIN is not None and HIP_RUNTIME is not None
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
+    rocm = rocm_toolkit(tmp_path / "rocm", TOOLCHAIN.clang, HIP_RUNTIME)
     torch_include = rocm_torch_include(tmp_path / "torch")
-    out = tmp_path / "out"
-    configure = [
-        CMAKE, "-S", str(REPO), "-B", str(tmp_path / "build"),
-        *(["-G", "Ninja"] if shutil.which("ninja") else []),
-        "-DW4A16_BACKEND=hip", "-DW4A16_HIP_ARCHS=gfx1100", "-DCMAKE_BUILD_TYPE=Release",
-        f"-DCMAKE_HIP_COMPILER={shutil.which(TOOLCHAIN.clang) or TOOLCHAIN.clang}",
-        f"-DCMAKE_HIP_COMPILER_ROCM_ROOT={rocm_root}",
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text('import torch\n\ntorch.version.hip = "6.4.0"  # a ROCm build of torch\n')
+    cmake_args = [
+        f"-DCMAKE_HIP_COMPILER_ROCM_ROOT={rocm}",
         f"-DCMAKE_HIP_FLAGS=-nogpulib -idirafter {torch_include.standin_dir}",
-        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}", f"-DPython_EXECUTABLE={sys.executable}",
         f"-DW4A16_EXTRA_INCLUDE_DIRS={';'.join(map(str, torch_include.system_dirs))}",
-        f"-DW4A16_OUTPUT_DIR={out}",
     ]
-    run(configure, tmp_path)
-    run([CMAKE, "--build", str(tmp_path / "build"), "-j", str(os.cpu_count() or 1)], tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+        "ROCM_HOME": str(rocm), "W4A16_RDNA3_BUILD": "1", "W4A16_RDNA3_ARCHS": "gfx1100",
+        "MAX_JOBS": str(os.cpu_count() or 1), "CMAKE_ARGS": shlex.join(cmake_args),
+    }
+    wheels = tmp_path / "wheels"
+    command = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", str(wheels), str(source)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
 
-    modules = list(out.glob("_C.*"))
-    assert len(modules) == 1, f"expected one _C module in {out}, found {modules}"
-    # The HIP fat binary's bundle names each code object's target: the module carries gfx1100's.
-    assert b"hipv4-amdgcn-amd-amdhsa--gfx1100" in modules[0].read_bytes()
-    # The configure step's hipify ran: the build compiled the translations, not the CUDA sources.
-    sources = (tmp_path / "build/hipified/csrc/sources.txt").read_text().split()
-    assert {Path(s).name for s in sources} >= {"gemm_dot2.hip", "gemm_wmma.hip", "ops_hip.cpp"}
+    (wheel,) = wheels.glob("w4a16_rdna3-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        modules = [name for name in archive.namelist() if name.startswith("w4a16_rdna3/_C.") and name.endswith(".so")]
+        assert len(modules) == 1, f"expected the hip build's one module in {wheel.name}, found {modules}"
+        # The HIP fat binary's bundle names each code object's target: the module carries gfx1100's.
+        assert b"hipv4-amdgcn-amd-amdhsa--gfx1100" in archive.read(modules[0])
