@@ -13,13 +13,16 @@ is linked and packed into the wheel. Stand-ins take ROCm's place:
   target, naming the HIP headers' runtime library (Debian's libamdhip64). Debian's own `hip-lang`
   package adds -isystem /usr/include, which breaks libstdc++'s #include_next under clang;
 - `-nogpulib`: no ROCm device libraries (the kernels call none of their functions).
-The module cannot be imported here: it needs symbols that only a ROCm torch's libraries hold.
-Needs the ISA check's clang and HIP headers, cmake (>= 3.21) and the HIP runtime library; CI
+The module then loads into this CPU torch with stubs for the symbols only a ROCm torch's libraries
+hold (c10::cuda and at::cuda, which its ops would call; nothing calls them at load): its static
+initialisation (HIP's code-object registration, TORCH_LIBRARY, pybind11) runs, and build_info says
+what `w4a16-rdna3 info` reads on a ROCm machine. Needs the ISA check's clang and HIP headers, cmake (>= 3.21) and the HIP runtime library; CI
 installs them (.ci/install-hip-toolchain.sh). About 75 s on 2 cores.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -74,6 +77,33 @@ def rocm_toolkit(root: Path, clang: str, hip_runtime: Path) -> Path:
     return root
 
 
+# Run in a fresh interpreter: loads the module beside stubs of `stubs`, prints what it registered.
+LOAD_MODULE = """\
+import ctypes, importlib.util, json, sys
+import torch
+ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
+spec = importlib.util.spec_from_file_location("_C", sys.argv[2])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+ops = {name: str(getattr(torch.ops.w4a16_rdna3, name).default._schema) for name in ("gemm", "gemm_dot2", "gemm_wmma")}
+print(json.dumps({"build_info": module.build_info(), "ops": ops}))
+"""
+
+
+def rocm_torch_stubs(module: Path, work: Path, clang: str) -> Path:
+    """A library defining, as zeroed words, the symbols `module` needs from a ROCm torch's own
+    libraries (c10::cuda, at::cuda: their mangled names hold `4cuda`)."""
+    undefined = subprocess.run(["nm", "-D", "--undefined-only", str(module)], capture_output=True, text=True,
+                               check=True).stdout.split()
+    needed = sorted({name.split("@")[0] for name in undefined if "4cuda" in name})
+    assert needed, f"{module.name} needs nothing from a ROCm torch's libraries: not the hip build?"
+    source = work / "rocm_torch_stubs.c"
+    source.write_text("".join(f'void* stub{i} __asm__("{name}") = 0;\n' for i, name in enumerate(needed)))
+    library = work / "librocm_torch_stubs.so"
+    subprocess.run([clang, "-x", "c", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    return library
+
+
 def test_pip_builds_a_gfx1100_wheel_on_rocm(tmp_path: Path) -> None:
     assert TOOLCHAIN is not None and HIP_RUNTIME is not None
     source = tmp_path / "src"
@@ -105,3 +135,15 @@ def test_pip_builds_a_gfx1100_wheel_on_rocm(tmp_path: Path) -> None:
         assert len(modules) == 1, f"expected the hip build's one module in {wheel.name}, found {modules}"
         # The HIP fat binary's bundle names each code object's target: the module carries gfx1100's.
         assert b"hipv4-amdgcn-amd-amdhsa--gfx1100" in archive.read(modules[0])
+        module = Path(archive.extract(modules[0], tmp_path / "installed"))
+
+    stubs = rocm_torch_stubs(module, tmp_path, TOOLCHAIN.clang)
+    loaded = subprocess.run([sys.executable, "-c", LOAD_MODULE, str(stubs), str(module)], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-4000:]
+    registered = json.loads(loaded.stdout.splitlines()[-1])
+    assert registered["build_info"] == {"backend": "hip", "emulation": False, "arches": ["gfx1100"],
+                                        "decode_group_multiple": 32}
+    assert registered["ops"]["gemm"] == (
+        "w4a16_rdna3::gemm(Tensor a, Tensor b_q, Tensor scales, Tensor? zeros, Tensor? perm, Tensor? bias) -> Tensor"
+    )
+    assert set(registered["ops"]) == {"gemm", "gemm_dot2", "gemm_wmma"}
