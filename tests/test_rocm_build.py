@@ -15,8 +15,10 @@ is linked and packed into the wheel. Stand-ins take ROCm's place:
 - `-nogpulib`: no ROCm device libraries (the kernels call none of their functions).
 The module then loads into this CPU torch with stubs for the symbols only a ROCm torch's libraries
 hold (c10::cuda and at::cuda, which its ops would call; nothing calls them at load): its static
-initialisation (HIP's code-object registration, TORCH_LIBRARY, pybind11) runs, and build_info says
-what `w4a16-rdna3 info` reads on a ROCm machine. Needs the ISA check's clang and HIP headers, cmake (>= 3.21) and the HIP runtime library; CI
+initialisation (HIP's code-object registration, TORCH_LIBRARY, pybind11) runs and it registers its
+ops; and, with the wheel installed and the GPU stood in for at the amdsmi level
+(tests/vllm/fake_gpu), `w4a16-rdna3 info` reports the hip build and picks our kernel for gfx1100
+layers. Needs the ISA check's clang and HIP headers, cmake (>= 3.21) and the HIP runtime library; CI
 installs them (.ci/install-hip-toolchain.sh). About 75 s on 2 cores.
 """
 
@@ -37,6 +39,7 @@ from w4a16_rdna3 import isa
 from w4a16_rdna3.rocm_torch_include import rocm_torch_include
 
 REPO = Path(__file__).resolve().parents[1]
+FAKE_AMDSMI = Path(__file__).resolve().parent / "vllm" / "fake_gpu"
 LIBRARY_DIRS = ("/opt/rocm/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
 NOT_SOURCES = (".git", "build", "dist", "*.egg-info", "__pycache__", ".*cache", ".devbuild", ".benchmarks", "*.so")
 
@@ -147,3 +150,16 @@ def test_pip_builds_a_gfx1100_wheel_on_rocm(tmp_path: Path) -> None:
         "w4a16_rdna3::gemm(Tensor a, Tensor b_q, Tensor scales, Tensor? zeros, Tensor? perm, Tensor? bias) -> Tensor"
     )
     assert set(registered["ops"]) == {"gemm", "gemm_dot2", "gemm_wmma"}
+
+    # The installed wheel on a "ROCm machine with a gfx1100": what the package makes of its module.
+    target = tmp_path / "site-packages"
+    run_pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)]
+    subprocess.run(run_pip, check=True, capture_output=True)
+    info_env = {**env, "PYTHONPATH": os.pathsep.join(map(str, (site, FAKE_AMDSMI, target))),
+                "LD_PRELOAD": str(stubs), "FAKE_AMDSMI_ARCH": "gfx1100"}
+    info = subprocess.run([sys.executable, "-m", "w4a16_rdna3", "info"], cwd=tmp_path, env=info_env,
+                          capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr[-4000:]
+    assert "built: backend hip, arches gfx1100" in info.stdout, info.stdout
+    for dtype in ("float16", "bfloat16"):
+        assert f" {dtype} GPTQ layer: RDNA3W4A16LinearKernel" in info.stdout, info.stdout
