@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,8 @@ def rocm_toolkit(root: Path, clang: str, hip_runtime: Path) -> Path:
     return root
 
 
-# Run in a fresh interpreter: loads the module beside stubs of `stubs`, prints what it registered.
+# Run in a fresh interpreter: load the module (argv[2]) after the stub library (argv[1]), print its
+# build facts and op schemas.
 LOAD_MODULE = """\
 import ctypes, importlib.util, json, sys
 import torch
@@ -107,13 +109,26 @@ def rocm_torch_stubs(module: Path, work: Path, clang: str) -> Path:
     return library
 
 
-def test_pip_builds_a_gfx1100_wheel_on_rocm(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class RocmWheel:
+    """The wheel the ROCm install path built, its module, and how to run beside it."""
+
+    wheel: Path
+    module: Path  # the wheel's w4a16_rdna3/_C...so, extracted
+    stubs: Path  # rocm_torch_stubs of the module
+    site: Path  # the sitecustomize that declares torch a ROCm build
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def rocm_wheel(tmp_path_factory: pytest.TempPathFactory) -> RocmWheel:
     assert TOOLCHAIN is not None and HIP_RUNTIME is not None
-    source = tmp_path / "src"
+    work = tmp_path_factory.mktemp("rocm_build")
+    source = work / "src"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
-    rocm = rocm_toolkit(tmp_path / "rocm", TOOLCHAIN.clang, HIP_RUNTIME)
-    torch_include = rocm_torch_include(tmp_path / "torch")
-    site = tmp_path / "site"
+    rocm = rocm_toolkit(work / "rocm", TOOLCHAIN.clang, HIP_RUNTIME)
+    torch_include = rocm_torch_include(work / "torch")
+    site = work / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text('import torch\n\ntorch.version.hip = "6.4.0"  # a ROCm build of torch\n')
     cmake_args = [
@@ -127,38 +142,45 @@ def test_pip_builds_a_gfx1100_wheel_on_rocm(tmp_path: Path) -> None:
         "ROCM_HOME": str(rocm), "W4A16_RDNA3_BUILD": "1", "W4A16_RDNA3_ARCHS": "gfx1100",
         "MAX_JOBS": str(os.cpu_count() or 1), "CMAKE_ARGS": shlex.join(cmake_args),
     }
-    wheels = tmp_path / "wheels"
+    wheels = work / "wheels"
     command = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", str(wheels), str(source)]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
-
     (wheel,) = wheels.glob("w4a16_rdna3-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         modules = [name for name in archive.namelist() if name.startswith("w4a16_rdna3/_C.") and name.endswith(".so")]
         assert len(modules) == 1, f"expected the hip build's one module in {wheel.name}, found {modules}"
-        # The HIP fat binary's bundle names each code object's target: the module carries gfx1100's.
-        assert b"hipv4-amdgcn-amd-amdhsa--gfx1100" in archive.read(modules[0])
-        module = Path(archive.extract(modules[0], tmp_path / "installed"))
+        module = Path(archive.extract(modules[0], work / "extracted"))
+    return RocmWheel(wheel, module, rocm_torch_stubs(module, work, TOOLCHAIN.clang), site, env)
 
-    stubs = rocm_torch_stubs(module, tmp_path, TOOLCHAIN.clang)
-    loaded = subprocess.run([sys.executable, "-c", LOAD_MODULE, str(stubs), str(module)], capture_output=True, text=True)
+
+def test_the_module_carries_gfx1100_code(rocm_wheel: RocmWheel) -> None:
+    # The HIP fat binary's bundle names each code object's target.
+    assert b"hipv4-amdgcn-amd-amdhsa--gfx1100" in rocm_wheel.module.read_bytes()
+
+
+def test_the_module_loads_and_registers_its_ops(rocm_wheel: RocmWheel) -> None:
+    command = [sys.executable, "-c", LOAD_MODULE, str(rocm_wheel.stubs), str(rocm_wheel.module)]
+    loaded = subprocess.run(command, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr[-4000:]
     registered = json.loads(loaded.stdout.splitlines()[-1])
     assert registered["build_info"] == {"backend": "hip", "emulation": False, "arches": ["gfx1100"],
                                         "decode_group_multiple": 32}
+    assert set(registered["ops"]) == {"gemm", "gemm_dot2", "gemm_wmma"}
     assert registered["ops"]["gemm"] == (
         "w4a16_rdna3::gemm(Tensor a, Tensor b_q, Tensor scales, Tensor? zeros, Tensor? perm, Tensor? bias) -> Tensor"
     )
-    assert set(registered["ops"]) == {"gemm", "gemm_dot2", "gemm_wmma"}
 
-    # The installed wheel on a "ROCm machine with a gfx1100": what the package makes of its module.
+
+def test_info_on_a_gfx1100_picks_the_native_kernel(rocm_wheel: RocmWheel, tmp_path: Path) -> None:
+    """The installed wheel on a stood-in ROCm machine with a gfx1100: what the package makes of it."""
     target = tmp_path / "site-packages"
-    run_pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)]
-    subprocess.run(run_pip, check=True, capture_output=True)
-    info_env = {**env, "PYTHONPATH": os.pathsep.join(map(str, (site, FAKE_AMDSMI, target))),
-                "LD_PRELOAD": str(stubs), "FAKE_AMDSMI_ARCH": "gfx1100"}
-    info = subprocess.run([sys.executable, "-m", "w4a16_rdna3", "info"], cwd=tmp_path, env=info_env,
-                          capture_output=True, text=True)
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(rocm_wheel.wheel)]
+    subprocess.run(install, check=True, capture_output=True)
+    env = {**rocm_wheel.env, "PYTHONPATH": os.pathsep.join(map(str, (rocm_wheel.site, FAKE_AMDSMI, target))),
+           "LD_PRELOAD": str(rocm_wheel.stubs), "FAKE_AMDSMI_ARCH": "gfx1100"}
+    info = subprocess.run([sys.executable, "-m", "w4a16_rdna3", "info"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True)
     assert info.returncode == 0, info.stderr[-4000:]
     assert "built: backend hip, arches gfx1100" in info.stdout, info.stdout
     for dtype in ("float16", "bfloat16"):
