@@ -8,7 +8,7 @@ syntax only, with the defines CMakeLists.txt gives the hip module, against ROCm 
 tree (rocm_torch_include.py makes one from the installed torch where that is not a ROCm wheel). It
 catches a CUDA name hipify does not translate, a runtime call HIP lacks, a torch API that ROCm's
 headers spell differently, and code that hipify itself breaks (it once turned
-`std::max({...})` into HIP's two-argument `::max`), in seconds and per source; the whole build,
+`std::max({...})` into HIP's two-argument `::max`), per source and in under a minute; the whole build,
 device code and link included, is tests/test_rocm_build.py's (a minute).
 """
 
