@@ -18,7 +18,7 @@ import torch
 from w4a16_rdna3 import _ops, platform
 from w4a16_rdna3.checks import MAX_B_Q_WORDS
 from w4a16_rdna3.formats import PACK_FACTOR, KernelWeights, from_compressed_tensors, from_gptq
-from w4a16_rdna3.vllm_compat import VllmNotFound, find_mixed_precision
+from w4a16_rdna3.vllm_compat import ParameterStore, VllmNotFound, find_mixed_precision
 
 TARGET_ARCH = "gfx1100"
 ACT_TYPES = (torch.float16, torch.bfloat16)
@@ -108,18 +108,30 @@ class StandaloneMPLinearKernel(ABC):
     ) -> torch.Tensor: ...
 
 
-def _vllm_kernel_base() -> tuple[type, str]:
-    """vLLM's MPLinearKernel if vLLM is usable here, else the stand-alone base; and why."""
+def _set_param(layer: torch.nn.Module, name: str, value: torch.Tensor | None) -> None:
+    """Replace (or drop, for None) layer.<name>; the old tensor is freed with its last reference."""
+    if hasattr(layer, name):
+        delattr(layer, name)
+    layer.register_parameter(name, None if value is None else torch.nn.Parameter(value, requires_grad=False))
+
+
+# Without vLLM nothing reloads weights: plain parameters take the old ones' place.
+STANDALONE_PARAMETER_STORE = ParameterStore(_set_param, lambda layer, name: _set_param(layer, name, None))
+
+
+def _vllm_kernel_base() -> tuple[type, ParameterStore, str]:
+    """vLLM's MPLinearKernel and parameter helpers if vLLM is usable here, else stand-alone ones; and why."""
     try:
         found = find_mixed_precision()
     except VllmNotFound as e:
-        return StandaloneMPLinearKernel, str(e)
+        return StandaloneMPLinearKernel, STANDALONE_PARAMETER_STORE, str(e)
     except Exception as e:  # noqa: BLE001 - an unknown or broken vLLM must not break the package
-        return StandaloneMPLinearKernel, f"vLLM is installed but unusable here: {e}"
-    return found.kernel_base, f"subclassing {found.base_module.__name__}.MPLinearKernel of vLLM {found.version}"
+        return StandaloneMPLinearKernel, STANDALONE_PARAMETER_STORE, f"vLLM is installed but unusable here: {e}"
+    reason = f"subclassing {found.base_module.__name__}.MPLinearKernel of vLLM {found.version}"
+    return found.kernel_base, found.parameter_store or STANDALONE_PARAMETER_STORE, reason
 
 
-MPLinearKernelBase, KERNEL_BASE_REASON = _vllm_kernel_base()
+MPLinearKernelBase, PARAMETER_STORE, KERNEL_BASE_REASON = _vllm_kernel_base()
 
 
 def _group_size(c: Any) -> int:
@@ -170,16 +182,6 @@ def _layer_refusal(c: Any) -> str | None:
 CheckpointLayout = Literal["gptq", "compressed_tensors"]
 
 
-def _set_param(layer: torch.nn.Module, name: str, value: torch.Tensor | None) -> None:
-    """Replace (or drop, for None) layer.<name>; the old tensor is freed with its last reference."""
-    if hasattr(layer, name):
-        delattr(layer, name)
-    # A plain Parameter, not vLLM's loader subclass: torch.compile traces plain ones best. The
-    # ops take contiguous tensors only; making them so here keeps that copy out of apply.
-    param = None if value is None else torch.nn.Parameter(value.contiguous(), requires_grad=False)
-    layer.register_parameter(name, param)
-
-
 def _optional_param(layer: torch.nn.Module, name: str | None) -> torch.Tensor | None:
     return None if name is None else getattr(layer, name, None)
 
@@ -220,6 +222,10 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
         # It only matters with zero points: symmetric layers take their zero from the weight type.
         self.gptq_checkpoint_format = gptq_checkpoint_format
         self.backend = self.gpu_backend
+        # The parameters apply_weights reads besides w_q and w_s: set by process_weights_after_loading,
+        # which keeps the w_zp / w_gidx names above for reading the checkpoint on a reload.
+        self.zeros_name: str | None = None
+        self.perm_name: str | None = None
 
     @classmethod
     def get_min_capability(cls) -> int:
@@ -268,19 +274,31 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
         return from_compressed_tensors(w_q.data, scales, zeros, g_idx)
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        """Checkpoint parameters -> kernel layout, in place, under the quant method's names.
+        """Checkpoint parameters -> kernel layout, under the quant method's names.
 
-        layer.<w_q> becomes b_q, layer.<w_s> scales (in the activation dtype), layer.<w_zp> the
-        zeros (None when symmetric) and layer.<w_gidx> the act-order perm (None without).
+        layer.<w_q> becomes b_q, layer.<w_s> the scales (in the activation dtype), layer.<w_zp>
+        the zeros and layer.<w_gidx> the act-order perm. Under vLLM the loaded parameter objects
+        are kept and refilled (`ParameterStore`), so vLLM can load new weights into them and
+        process them again, and CUDA graphs keep their addresses. A parameter the kernel does
+        not read (a symmetric layer's zero points, an in-order g_idx) is retired.
         """
         weights = self._to_kernel_weights(layer)
-        _set_param(layer, self.w_q_name, weights.b_q)
-        _set_param(layer, self.w_s_name, weights.scales)
-        if self.w_zp_name is not None:
-            _set_param(layer, self.w_zp_name, weights.zeros)
-        if self.w_gidx_name is not None:
-            _set_param(layer, self.w_gidx_name, weights.perm)
+        PARAMETER_STORE.replace(layer, self.w_q_name, weights.b_q.contiguous())
+        PARAMETER_STORE.replace(layer, self.w_s_name, weights.scales.contiguous())
+        self.zeros_name = self._store_if_read(layer, self.w_zp_name, weights.zeros)
+        self.perm_name = self._store_if_read(layer, self.w_gidx_name, weights.perm)
         self.backend = self.gpu_backend if weights.b_q.is_cuda else "reference"
+
+    @staticmethod
+    def _store_if_read(layer: torch.nn.Module, name: str | None, value: torch.Tensor | None) -> str | None:
+        """Store `value` under `name` and return the name, or retire the parameter when value is None."""
+        if name is None or getattr(layer, name, None) is None:
+            return None
+        if value is None:
+            PARAMETER_STORE.retire(layer, name)
+            return None
+        PARAMETER_STORE.replace(layer, name, value.contiguous())
+        return name
 
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """y[..., N] = x[..., K] @ W (+ bias). The M-dependent choice of kernel is made inside the op."""
@@ -288,8 +306,8 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
             x,
             getattr(layer, self.w_q_name),
             getattr(layer, self.w_s_name),
-            _optional_param(layer, self.w_zp_name),
-            _optional_param(layer, self.w_gidx_name),
+            _optional_param(layer, self.zeros_name),
+            _optional_param(layer, self.perm_name),
             bias,
             backend=self.backend,
         )

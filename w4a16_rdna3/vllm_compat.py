@@ -14,8 +14,11 @@ Nothing here imports vLLM at module import time: the package must import without
 """
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+
+import torch
 
 # (package holding MPLinearKernel.py, packages that may hold _POSSIBLE_KERNELS), newest first.
 _LAYOUTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -53,6 +56,32 @@ class VllmMixedPrecision:
     @property
     def layer_config(self) -> type:
         return self.base_module.MPLinearLayerConfig
+
+    @property
+    def parameter_store(self) -> "ParameterStore | None":
+        """The helpers vLLM's own MPLinearKernel module stores kernel tensors with; None if it has none.
+
+        `replace_parameter` keeps the loaded parameter object (its loader and checkpoint record,
+        which vLLM's weight reload needs) and refills it, in place where the layout allows, so
+        captured graphs keep their addresses. `retire_parameter` (vLLM 0.34.0) keeps a loaded
+        parameter the kernel does not read registered, so it can be loaded again; a vLLM without
+        it sets such a parameter to None, as its own kernels then do.
+        """
+        replace = getattr(self.base_module, "replace_parameter", None)
+        if replace is None:
+            return None
+        retire = getattr(self.base_module, "retire_parameter", None)
+        if retire is None:
+            return ParameterStore(replace, lambda layer, name: replace(layer, name, None))
+        return ParameterStore(replace, retire)
+
+
+@dataclass(frozen=True)
+class ParameterStore:
+    """How post-load processing puts kernel tensors on a layer, under the checkpoint's names."""
+
+    replace: Callable[[torch.nn.Module, str, torch.Tensor], None]
+    retire: Callable[[torch.nn.Module, str], None]  # the kernel does not read this parameter
 
 
 def _import(name: str) -> ModuleType | None:

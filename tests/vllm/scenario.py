@@ -14,8 +14,10 @@ is built for gfx11 (its build info): so that on gfx1100 our kernel is chosen, an
 arches the arch alone is what makes it refuse. On the CPU, apply_weights runs the reference.
 """
 
+import functools
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -135,25 +137,91 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return float((out.double() - ref.double()).norm() / ref.double().norm())
 
 
-def run_method(method, layer, k: int, n: int, dtype, tensors: dict, w: torch.Tensor, gen) -> dict:
-    """create_weights (done by caller) -> load -> process_weights_after_loading -> apply."""
-    load(layer, tensors)
-    method.process_weights_after_loading(layer)
+# What vLLM's post-load processing reads of the model config (nothing here ties embeddings).
+MODEL_CONFIG = SimpleNamespace(quantization="gptq", word_embeddings_untied_by_checkpoint=False)
+CPU = torch.device("cpu")
+
+
+def reload_modes() -> dict:
+    """vLLM's weight-update entry points, (begin, finish) per reload mode it has.
+
+    vLLM 0.34.0 has `start_reload`/`finish_reload` and two modes (VLLM_RELOAD_MODE): "layerwise"
+    rebuilds each layer in checkpoint format and copies the processed tensors back; "direct"
+    writes the checkpoint into the kept parameters' storage and reruns post-load processing.
+    vLLM 0.33.0 has the layerwise one only.
+    """
+    from vllm.model_executor.model_loader import reload
+
+    if hasattr(reload, "start_reload"):
+        return {mode: (reload.start_reload, reload.finish_reload) for mode in ("layerwise", "direct")}
+    return {
+        "layerwise": (
+            reload.initialize_layerwise_reload,
+            lambda model, config, device: reload.finalize_layerwise_reload(model, config),
+        )
+    }
+
+
+def max_error(apply, layer, k: int, n: int, dtype, w: torch.Tensor, gen) -> float:
     errors = []
     for shape in ((1,), (3,), (2, 5)):
         x = torch.randn(*shape, k, generator=gen).to(dtype)
         bias = torch.randn(n, generator=gen).to(dtype)
-        apply = method.apply if hasattr(method, "apply") else method.apply_weights
         out = apply(layer, x, bias)
         errors.append(rel_error(out, x.float() @ w + bias.float()) if out.shape == (*shape, n) else float("inf"))
-    kernel = getattr(method, "kernel", None)
+    return max(errors)
+
+
+def parameters(layer: torch.nn.Module) -> dict:
+    """name -> [dtype, shape, contiguous, retired (vLLM 0.34.0's mark of a loaded parameter no kernel reads)]."""
     return {
+        name: [str(p.dtype), list(p.shape), p.is_contiguous(), bool(getattr(p, "retired", False))]
+        for name, p in layer.named_parameters()
+    }
+
+
+def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str, gen) -> dict:
+    """vLLM's cold start (create_weights, load, post-load processing), apply; then a weight update
+    in `mode` with the second checkpoint, apply again. new_layer() -> (quant method, layer);
+    checkpoints: two (tensors for the loaders, float32 weight [K, N] they hold)."""
+    from vllm.model_executor.model_loader.reload import record_metadata_for_reloading
+    from vllm.model_executor.model_loader.utils import process_weights_after_loading
+
+    begin, finish = reload_modes()[mode]
+    os.environ["VLLM_RELOAD_MODE"] = mode  # read by vLLM at each use
+    method, layer = new_layer()
+    apply = method.apply if hasattr(method, "apply") else method.apply_weights
+    (first, w_first), (second, w_second) = checkpoints
+
+    record_metadata_for_reloading(layer)  # vLLM does this when it builds the model
+    load(layer, first)
+    process_weights_after_loading(layer, MODEL_CONFIG, CPU)
+    rel_error_first = max_error(apply, layer, k, n, dtype, w_first, gen)
+    addresses = {name: p.data_ptr() for name, p in layer.named_parameters()}
+
+    kernel = getattr(method, "kernel", None) or getattr(getattr(layer, "scheme", None), "kernel", None)
+    result = {
         "k": k,
         "n": n,
         "kernel": qualname(type(kernel)) if kernel is not None else "none",
-        "rel_error": max(errors),
+        "rel_error": rel_error_first,
         "bound": BOUND[dtype],
-        "params_after": {name: [str(p.dtype), list(p.shape)] for name, p in layer.named_parameters()},
+        "params_after": parameters(layer),
+        "kernel_reads": [kernel.zeros_name, kernel.perm_name] if hasattr(kernel, "zeros_name") else None,
+    }
+    try:
+        begin(layer)
+        load(layer, second)
+        finish(layer, MODEL_CONFIG, CPU)
+    except Exception as e:  # noqa: BLE001 - reported, and failed on, by the test
+        return {**result, "reload_error": f"{type(e).__name__}: {e}"}
+    return {
+        **result,
+        "reload_error": None,
+        "rel_error_after_reload": max_error(apply, layer, k, n, dtype, w_second, gen),
+        "rel_error_reloaded_vs_first": max_error(apply, layer, k, n, dtype, w_first, gen),
+        "params_after_reload": parameters(layer),
+        "addresses_kept": {name: p.data_ptr() == addresses.get(name) for name, p in layer.named_parameters()},
     }
 
 
@@ -164,42 +232,72 @@ def gptq_layers(gen) -> dict:
 
     from w4a16_rdna3.quantize import quantize_gptq
 
-    def method_for(group_size: int):
-        config = AutoGPTQConfig.from_config(
-            {"quant_method": "gptq", "bits": 4, "group_size": group_size, "desc_act": False, "sym": True}
-        )
-        return AutoGPTQLinearMethod(config)
-
-    def one(group_size, dtype, k, n, t, fmt="gptq") -> dict:
-        method = method_for(group_size)
-        layer = torch.nn.Module()
-        method.create_weights(layer, k, [n], k, n, dtype, weight_loader=default_weight_loader)
+    def gptq_checkpoint(t, group_size: int, k: int, fmt: str) -> tuple[dict, torch.Tensor]:
         g_idx = torch.arange(k, dtype=torch.int32) // (k if group_size == -1 else group_size)
         w = dequantize_gptq_checkpoint(t.qweight, t.qzeros, t.scales, g_idx, symmetric=True, checkpoint_format=fmt)
-        return run_method(
-            method, layer, k, n, dtype, {"qweight": t.qweight, "qzeros": t.qzeros, "scales": t.scales}, w, gen
-        )
+        return {"qweight": t.qweight, "qzeros": t.qzeros, "scales": t.scales}, w
+
+    def one(group_size, dtype, k, n, tensors, mode, fmt="gptq") -> dict:
+        def new_layer():
+            config = AutoGPTQConfig.from_config(
+                {"quant_method": "gptq", "bits": 4, "group_size": group_size, "desc_act": False, "sym": True}
+            )
+            method = AutoGPTQLinearMethod(config)
+            layer = torch.nn.Module()
+            layer.quant_method = method
+            method.create_weights(layer, k, [n], k, n, dtype, weight_loader=default_weight_loader)
+            return method, layer
+
+        checkpoints = [gptq_checkpoint(t, group_size, k, fmt) for t in tensors]
+        return run_method(new_layer, k, n, dtype, checkpoints, mode, gen)
 
     results = {}
-    for group_size in (32, -1):
-        for dtype in (torch.float16, torch.bfloat16):
-            k, n = 256, 64
-            w = torch.randn(k, n, generator=gen) * 0.05
-            t = quantize_gptq(w, group_size, symmetric=True, dtype=dtype, checkpoint_format="gptq", seed=1)
-            results[f"auto_gptq sym G{group_size} {str(dtype)[6:]}"] = one(group_size, dtype, k, n, t)
+    for mode in reload_modes():
+        for group_size in (32, -1):
+            for dtype in (torch.float16, torch.bfloat16):
+                k, n = 256, 64
+                tensors = [
+                    quantize_gptq(
+                        torch.randn(k, n, generator=gen) * 0.05,
+                        group_size,
+                        symmetric=True,
+                        dtype=dtype,
+                        checkpoint_format="gptq",
+                        seed=seed,
+                    )
+                    for seed in (1, 2)
+                ]
+                results[f"auto_gptq sym G{group_size} {str(dtype)[6:]} {mode}"] = one(
+                    group_size, dtype, k, n, tensors, mode
+                )
 
-    # Every linear layer of a tiny local Llama-style GPTQ checkpoint, through vLLM's GPTQ method.
-    built = build_tiny_gptq_checkpoint(Path(tempfile.mkdtemp()) / "tiny-gptq", group_size=32, symmetric=True, seed=3)
-    config, state = load_tiny_checkpoint(built.path)
+    # Every linear layer of a tiny local Llama-style GPTQ checkpoint, through vLLM's GPTQ method;
+    # the update loads a second checkpoint of the same model.
+    states = []
+    for seed in (3, 4):
+        built = build_tiny_gptq_checkpoint(
+            Path(tempfile.mkdtemp()) / "tiny-gptq", group_size=32, symmetric=True, seed=seed
+        )
+        config, state = load_tiny_checkpoint(built.path)
+        states.append(state)
     q = config["quantization_config"]
-    for name, (k, n) in LINEARS.items():
-        prefix = f"model.layers.0.{name}"
-        t = SimpleNamespace(**{part: state[f"{prefix}.{part}"] for part in ("qweight", "qzeros", "scales")})
-        results[f"tiny checkpoint {prefix}"] = one(q["group_size"], torch.float16, k, n, t, q["checkpoint_format"])
+    for mode in reload_modes():
+        for name, (k, n) in LINEARS.items():
+            prefix = f"model.layers.0.{name}"
+            tensors = [
+                SimpleNamespace(**{part: state[f"{prefix}.{part}"] for part in ("qweight", "qzeros", "scales")})
+                for state in states
+            ]
+            results[f"tiny checkpoint {prefix} {mode}"] = one(
+                q["group_size"], torch.float16, k, n, tensors, mode, q["checkpoint_format"]
+            )
     return results
 
 
 def compressed_tensors_layers(gen) -> dict:
+    from vllm.model_executor.layers.quantization.compressed_tensors.compressed_tensors import (
+        CompressedTensorsLinearMethod,
+    )
     from vllm.model_executor.layers.quantization.compressed_tensors.schemes.compressed_tensors_wNa16 import (
         CompressedTensorsWNA16,
     )
@@ -208,29 +306,9 @@ def compressed_tensors_layers(gen) -> dict:
     from w4a16_rdna3.formats import to_compressed_tensors, unpack_cols
     from w4a16_rdna3.quantize import quantize
 
-    results = {}
-    k, n = 256, 64
-    for strategy, group_size, symmetric, dtype in (
-        ("group", 32, True, torch.float16),
-        ("group", 64, False, torch.bfloat16),
-        ("channel", -1, False, torch.float16),
-        ("channel", -1, True, torch.bfloat16),
-    ):
+    def checkpoint(k, n, group_size, symmetric, dtype) -> tuple[dict, torch.Tensor]:
         t = to_compressed_tensors(
             quantize(torch.randn(k, n, generator=gen) * 0.05, group_size, symmetric=symmetric, dtype=dtype, seed=2)
-        )
-        scheme = CompressedTensorsWNA16(
-            strategy, 4, None if group_size == -1 else group_size, symmetric=symmetric, layer_name="x"
-        )
-        layer = torch.nn.Module()
-        scheme.create_weights(
-            layer,
-            output_size=n,
-            input_size=k,
-            output_partition_sizes=[n],
-            input_size_per_partition=k,
-            params_dtype=dtype,
-            weight_loader=default_weight_loader,
         )
         tensors = {
             "weight_packed": t.weight_packed,
@@ -244,10 +322,47 @@ def compressed_tensors_layers(gen) -> dict:
         else:
             tensors["weight_zero_point"] = t.weight_zero_point
             zero = unpack_cols(t.weight_zero_point.t().contiguous()).repeat_interleave(g, dim=0)
-        w = (q - zero).float() * t.weight_scale.t().float().repeat_interleave(g, dim=0)
-        results[f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"] = (
-            run_method(scheme, layer, k, n, dtype, tensors, w, gen)
+        return tensors, (q - zero).float() * t.weight_scale.t().float().repeat_interleave(g, dim=0)
+
+    def new_layer(strategy: str, group_size: int, symmetric: bool, dtype: torch.dtype, k: int, n: int):
+        scheme = CompressedTensorsWNA16(
+            strategy, 4, None if group_size == -1 else group_size, symmetric=symmetric, layer_name="x"
         )
+        layer = torch.nn.Module()
+        layer.scheme = scheme
+        method = CompressedTensorsLinearMethod(quantization_config=None)  # reads layer.scheme only
+        layer.quant_method = method
+        scheme.create_weights(
+            layer,
+            output_size=n,
+            input_size=k,
+            output_partition_sizes=[n],
+            input_size_per_partition=k,
+            params_dtype=dtype,
+            weight_loader=default_weight_loader,
+        )
+        return method, layer
+
+    results = {}
+    k, n = 256, 64
+    for mode in reload_modes():
+        for strategy, group_size, symmetric, dtype in (
+            ("group", 32, True, torch.float16),
+            ("group", 64, False, torch.bfloat16),
+            ("channel", -1, False, torch.float16),
+            ("channel", -1, True, torch.bfloat16),
+        ):
+            checkpoints = [checkpoint(k, n, group_size, symmetric, dtype) for _ in range(2)]
+            name = f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"
+            results[f"{name} {mode}"] = run_method(
+                functools.partial(new_layer, strategy, group_size, symmetric, dtype, k, n),
+                k,
+                n,
+                dtype,
+                checkpoints,
+                mode,
+                gen,
+            )
     return results
 
 

@@ -74,10 +74,14 @@ def test_vllm_chooses_ours_on_gfx1100_and_its_own_elsewhere(report):
             assert choice["chosen"] != OURS, layer
 
 
-def test_layers_from_vllms_quant_methods_match_the_reference(report):
+def _layers(report) -> dict:
     if report["target"] != "gfx1100":
         pytest.skip("layers are built where our kernel is chosen (gfx1100)")
-    layers = report["layers"]
+    return report["layers"]
+
+
+def test_layers_from_vllms_quant_methods_match_the_reference(report):
+    layers = _layers(report)
     assert any(name.startswith("auto_gptq") for name in layers)
     assert any(name.startswith("compressed-tensors") for name in layers)
     assert any(name.startswith("tiny checkpoint") for name in layers)
@@ -86,5 +90,28 @@ def test_layers_from_vllms_quant_methods_match_the_reference(report):
         assert result["rel_error"] < result["bound"], (name, result["rel_error"])
         params = result["params_after"]
         packed = params["qweight"] if "qweight" in params else params["weight_packed"]
-        assert packed == ["torch.int32", [result["k"] // 8, result["n"]]], name  # kernel layout b_q [K/8, N]
-        assert "qzeros" not in params, name  # symmetric GPTQ: the checkpoint's zeros are freed
+        assert packed[:3] == ["torch.int32", [result["k"] // 8, result["n"]], True], name  # kernel layout b_q [K/8, N]
+        assert all(contiguous for _, _, contiguous, _ in params.values()), name  # what the ops take
+        zeros = params.get("qzeros", params.get("weight_zero_point"))
+        if "asym" in name:
+            assert result["kernel_reads"][0] is not None and zeros is not None and not zeros[3], name
+        else:
+            # Symmetric: the checkpoint's zeros are not read; vLLM 0.34.0 keeps them (retired) for a
+            # reload, 0.33.0 drops them.
+            assert result["kernel_reads"][0] is None, name
+            assert zeros is None or zeros[3], name
+
+
+def test_weight_updates_load_new_weights_into_the_same_memory(report):
+    """vLLM's weight update (RL weight sync, reload_weights) in each reload mode the installed vLLM
+    has: the second checkpoint's answers after it, and every parameter at its address (captured
+    CUDA graphs read it)."""
+    layers = _layers(report)
+    modes = {name.rsplit(" ", 1)[1] for name in layers}
+    assert "layerwise" in modes and ("direct" in modes or report["vllm_version"].startswith("0.33.")), modes
+    for name, result in layers.items():
+        assert result["reload_error"] is None, (name, result["reload_error"])
+        assert result["rel_error_after_reload"] < result["bound"], (name, result["rel_error_after_reload"])
+        assert result["rel_error_reloaded_vs_first"] > 0.5, name  # the two checkpoints differ: it did reload
+        assert result["params_after_reload"] == result["params_after"], name
+        assert all(result["addresses_kept"].values()), (name, result["addresses_kept"])
