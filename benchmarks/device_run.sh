@@ -27,7 +27,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 failures=()
 
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== %s (at %d s)\n' "$*" "$SECONDS"; }  # the time since the start: what fits one call
 failed() { echo "FAILED: $*"; failures+=("$*"); }
 
 step "versions"
