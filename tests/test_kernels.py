@@ -342,6 +342,19 @@ def test_gptq_layer_matches_reference(gen, k, n, group_size, symmetric, act_orde
     assert all(not p.requires_grad for p in layer.parameters())
 
 
+def test_apply_before_processing_raises(gen):
+    # Asymmetric GPTQ: its qweight already has b_q's shape, so only the kernel can tell.
+    k, n = 256, 64
+    t = quantize_gptq(torch.randn(k, n, generator=gen), 32, symmetric=False, checkpoint_format="gptq")
+    layer = _layer(qweight=t.qweight, qzeros=t.qzeros, scales=t.scales)
+    kernel = TritonW4A16LinearKernel(gptq_layer_config(k, n, 32, symmetric=False), "qweight", "scales", "qzeros")
+    x = torch.randn(1, k, generator=gen).half()
+    with pytest.raises(RuntimeError, match="call process_weights_after_loading"):
+        kernel.apply_weights(layer, x)
+    kernel.process_weights_after_loading(layer)
+    assert kernel.apply_weights(layer, x).shape == (1, n)
+
+
 @pytest.mark.parametrize(
     "symmetric, act_order, group_size, dtype",
     [

@@ -226,6 +226,7 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
         # which keeps the w_zp / w_gidx names above for reading the checkpoint on a reload.
         self.zeros_name: str | None = None
         self.perm_name: str | None = None
+        self.processed = False  # apply_weights refuses checkpoint-layout parameters
 
     @classmethod
     def get_min_capability(cls) -> int:
@@ -288,6 +289,7 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
         self.zeros_name = self._store_if_read(layer, self.w_zp_name, weights.zeros)
         self.perm_name = self._store_if_read(layer, self.w_gidx_name, weights.perm)
         self.backend = self.gpu_backend if weights.b_q.is_cuda else "reference"
+        self.processed = True
 
     @staticmethod
     def _store_if_read(layer: torch.nn.Module, name: str | None, value: torch.Tensor | None) -> str | None:
@@ -302,6 +304,12 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
 
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """y[..., N] = x[..., K] @ W (+ bias). The M-dependent choice of kernel is made inside the op."""
+        if not self.processed:
+            # A GPTQ qweight has b_q's shape, so the op could not tell, and zero points would be missed.
+            raise RuntimeError(
+                f"{type(self).__name__}.apply_weights: the layer still holds checkpoint tensors; "
+                "call process_weights_after_loading(layer) first"
+            )
         return _ops.gemm(
             x,
             getattr(layer, self.w_q_name),
