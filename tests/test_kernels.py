@@ -23,7 +23,7 @@ if not torch.cuda.is_available():
 
 from conftest import rel_error  # noqa: E402
 from w4a16_rdna3 import _ops, kernels, platform  # noqa: E402
-from w4a16_rdna3.formats import to_compressed_tensors, unpack_cols, unpack_rows  # noqa: E402
+from w4a16_rdna3.formats import pack_rows, to_compressed_tensors, unpack_cols, unpack_rows  # noqa: E402
 from w4a16_rdna3.kernels import (  # noqa: E402
     UINT4,
     UINT4B8,
@@ -383,6 +383,44 @@ def test_compressed_tensors_layer_matches_reference(gen, symmetric, act_order, g
     assert rel_error(out, ref) < BOUND[dtype]
     assert tuple(layer.weight_packed.shape) == (k // 8, n)  # now b_q [K/8, N]
     assert _unused(layer, "weight_zero_point") == symmetric and (kernel.zeros_name is None) == symmetric
+
+
+def _tagged(layer: torch.nn.Module, name: str, **dims: int) -> None:
+    """Tag a parameter with vLLM's dims (input_dim, output_dim, ...), as its parameter classes carry them."""
+    for dim, value in dims.items():
+        setattr(getattr(layer, name), dim, value)
+
+
+@pytest.mark.parametrize("group_size, dtype", [(32, torch.float16), (64, torch.bfloat16)])
+def test_gptq_layout_weight_with_compressed_tensors_zero_points(gen, group_size, dtype):
+    # What vLLM's Quark W4A16 (and AWQ) methods hand over after their own conversion: the weight in
+    # GPTQ's layout [K/8, N], the zero points in compressed-tensors' [N/8, K/G] holding the true zero.
+    # At K = 256, N = 64, G = 32 both zero-point layouts are [8, 8]: only the dims tell them apart.
+    k, n = 256, 64
+    kw = quantize(torch.randn(k, n, generator=gen) * 0.05, group_size, symmetric=False, dtype=dtype, seed=4)
+    q, zeros = unpack_rows(kw.b_q), unpack_cols(kw.zeros)  # [K, N], [K/G, N] true zeros
+    w = (q - zeros.repeat_interleave(group_size, 0)).float() * kw.scales.float().repeat_interleave(group_size, 0)
+    layer = _layer(weight=pack_rows(q), weight_scale=kw.scales, weight_zero_point=pack_rows(zeros.t().contiguous()))
+    _tagged(layer, "weight", input_dim=0, output_dim=1, packed_dim=0)
+    _tagged(layer, "weight_zero_point", input_dim=1, output_dim=0, packed_dim=0)
+    config = gptq_layer_config(k, n, group_size, act_dtype=dtype, symmetric=False)
+    kernel = TritonW4A16LinearKernel(config, "weight", "weight_scale", "weight_zero_point")
+
+    x, bias, out = _run(kernel, layer, k, n, dtype, gen)
+
+    assert rel_error(out, x.float() @ w + bias.float()) < BOUND[dtype]
+
+
+def test_gptq_layout_zero_points_beside_a_compressed_tensors_weight_raise(gen):
+    k, n = 256, 64
+    t = to_compressed_tensors(quantize(torch.randn(k, n, generator=gen), 32, symmetric=False, seed=4))
+    layer = _layer(weight_packed=t.weight_packed, weight_scale=t.weight_scale, weight_zero_point=t.weight_zero_point)
+    _tagged(layer, "weight_packed", input_dim=1, output_dim=0, packed_dim=1)
+    _tagged(layer, "weight_zero_point", input_dim=0, output_dim=1, packed_dim=1)
+    config = gptq_layer_config(k, n, 32, symmetric=False)
+    kernel = TritonW4A16LinearKernel(config, "weight_packed", "weight_scale", "weight_zero_point")
+    with pytest.raises(ValueError, match="layer.weight_zero_point: zero points in GPTQ's layout"):
+        kernel.process_weights_after_loading(layer)
 
 
 def test_vllm_033_style_symmetric_gptq_ignores_stored_qzeros(gen):

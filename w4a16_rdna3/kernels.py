@@ -182,6 +182,17 @@ def _layer_refusal(c: Any) -> str | None:
 CheckpointLayout = Literal["gptq", "compressed_tensors"]
 
 
+def _zero_point_layout(zeros: torch.Tensor, weight_layout: CheckpointLayout) -> CheckpointLayout:
+    """Where N lies in a zero-point tensor: dim 0 ([N/8, K/G], compressed-tensors) or dim 1 ([K/G, N/8], GPTQ).
+
+    vLLM's parameters say (output_dim); a plain tensor is laid out as its checkpoint's weight is.
+    """
+    output_dim = getattr(zeros, "output_dim", None)
+    if output_dim in (0, 1):
+        return "compressed_tensors" if output_dim == 0 else "gptq"
+    return weight_layout
+
+
 def _optional_param(layer: torch.nn.Module, name: str | None) -> torch.Tensor | None:
     return None if name is None else getattr(layer, name, None)
 
@@ -253,7 +264,6 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
         g_idx = _optional_param(layer, self.w_gidx_name) if getattr(c, "has_g_idx", False) else None
         if c.zero_points and zeros is None:
             raise ValueError(f"layer.{self.w_zp_name}: expected the zero points of an asymmetric layer, found none")
-        zeros = None if zeros is None else zeros.data
         g_idx = None if g_idx is None else g_idx.data
 
         layout = self._checkpoint_layout(w_q)
@@ -263,14 +273,27 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
                 f"layer.{self.w_q_name}: expected a {layout} packed weight of shape {expected} for "
                 f"[K, N] = [{k}, {n}], got {list(w_q.shape)}"
             )
+        zeros_layout = layout if zeros is None else _zero_point_layout(zeros, layout)
+        zeros = None if zeros is None else zeros.data
         if layout == "gptq":
+            zeros_format = self.gptq_checkpoint_format
+            if zeros is not None and zeros_layout == "compressed_tensors":
+                # vLLM's Quark (and AWQ) methods convert their weights to GPTQ's layout but their zero
+                # points to compressed-tensors' [N/8, K/G], holding the true zero: transposed, that is
+                # GPTQ v2's qzeros.
+                zeros, zeros_format = zeros.t(), "gptq_v2"
             return from_gptq(
                 w_q.data,
                 zeros,
                 scales,
                 g_idx,
                 symmetric=not c.zero_points,
-                checkpoint_format=self.gptq_checkpoint_format,
+                checkpoint_format=zeros_format,
+            )
+        if zeros_layout == "gptq":
+            raise ValueError(
+                f"layer.{self.w_zp_name}: zero points in GPTQ's layout [K/G, N/8] beside a compressed-tensors "
+                "weight: no checkpoint format stores that, and which zero convention they use is unknown"
             )
         return from_compressed_tensors(w_q.data, scales, zeros, g_idx)
 

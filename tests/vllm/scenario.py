@@ -180,39 +180,72 @@ def parameters(layer: torch.nn.Module) -> dict:
     }
 
 
+def kernel_of(method, layer):
+    return getattr(method, "kernel", None) or getattr(getattr(layer, "scheme", None), "kernel", None)
+
+
+def cold_start(layer, tensors: dict, mode: str) -> None:
+    """What vLLM's model loader does for a layer: record it for reloads, load, process."""
+    from vllm.model_executor.model_loader.reload import record_metadata_for_reloading
+    from vllm.model_executor.model_loader.utils import process_weights_after_loading
+
+    os.environ["VLLM_RELOAD_MODE"] = mode  # read by vLLM at each use
+    record_metadata_for_reloading(layer)  # when vLLM builds the model
+    load(layer, tensors)
+    process_weights_after_loading(layer, MODEL_CONFIG, CPU)
+
+
+def reload(layer, tensors: dict, mode: str) -> None:
+    """A weight update of the layer in `mode`."""
+    begin, finish = reload_modes()[mode]
+    os.environ["VLLM_RELOAD_MODE"] = mode
+    begin(layer)
+    load(layer, tensors)
+    finish(layer, MODEL_CONFIG, CPU)
+
+
+def addresses(layer) -> dict:
+    return {name: p.data_ptr() for name, p in layer.named_parameters()}
+
+
+def kept_by_vllm_alone(new_layer, checkpoints, mode: str) -> dict:
+    """Which parameters keep their address over the same cold start and reload when our kernel's
+    processing does nothing: what vLLM's own part of the processing keeps."""
+    method, layer = new_layer()
+    kernel_of(method, layer).process_weights_after_loading = lambda layer: None
+    (first, _), (second, _) = checkpoints
+    cold_start(layer, first, mode)
+    before = addresses(layer)
+    reload(layer, second, mode)
+    return {name: address == before.get(name) for name, address in addresses(layer).items()}
+
+
 def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str, gen) -> dict:
     """vLLM's cold start (create_weights, load, post-load processing), apply; then a weight update
     in `mode` with the second checkpoint, apply again. new_layer() -> (quant method, layer);
     checkpoints: two (tensors for the loaders, float32 weight [K, N] they hold)."""
-    from vllm.model_executor.model_loader.reload import record_metadata_for_reloading
-    from vllm.model_executor.model_loader.utils import process_weights_after_loading
-
-    begin, finish = reload_modes()[mode]
-    os.environ["VLLM_RELOAD_MODE"] = mode  # read by vLLM at each use
     method, layer = new_layer()
     apply = method.apply if hasattr(method, "apply") else method.apply_weights
     (first, w_first), (second, w_second) = checkpoints
 
-    record_metadata_for_reloading(layer)  # vLLM does this when it builds the model
-    load(layer, first)
-    process_weights_after_loading(layer, MODEL_CONFIG, CPU)
-    rel_error_first = max_error(apply, layer, k, n, dtype, w_first, gen)
-    addresses = {name: p.data_ptr() for name, p in layer.named_parameters()}
-
-    kernel = getattr(method, "kernel", None) or getattr(getattr(layer, "scheme", None), "kernel", None)
+    kernel = kernel_of(method, layer)
+    result = {"k": k, "n": n, "kernel": qualname(type(kernel)) if kernel is not None else "none"}
+    try:
+        cold_start(layer, first, mode)
+    except Exception as e:  # noqa: BLE001 - reported, and failed on, by the test
+        return {**result, "load_error": f"{type(e).__name__}: {e}"}
+    before = addresses(layer)
     result = {
-        "k": k,
-        "n": n,
-        "kernel": qualname(type(kernel)) if kernel is not None else "none",
-        "rel_error": rel_error_first,
+        **result,
+        "load_error": None,
+        "rel_error": max_error(apply, layer, k, n, dtype, w_first, gen),
         "bound": BOUND[dtype],
         "params_after": parameters(layer),
         "kernel_reads": [kernel.zeros_name, kernel.perm_name] if hasattr(kernel, "zeros_name") else None,
+        "zero_point_name": getattr(kernel, "w_zp_name", None),  # as the quant method named it
     }
     try:
-        begin(layer)
-        load(layer, second)
-        finish(layer, MODEL_CONFIG, CPU)
+        reload(layer, second, mode)
     except Exception as e:  # noqa: BLE001 - reported, and failed on, by the test
         return {**result, "reload_error": f"{type(e).__name__}: {e}"}
     return {
@@ -221,8 +254,28 @@ def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str, gen) ->
         "rel_error_after_reload": max_error(apply, layer, k, n, dtype, w_second, gen),
         "rel_error_reloaded_vs_first": max_error(apply, layer, k, n, dtype, w_first, gen),
         "params_after_reload": parameters(layer),
-        "addresses_kept": {name: p.data_ptr() == addresses.get(name) for name, p in layer.named_parameters()},
+        "addresses_kept": {name: address == before.get(name) for name, address in addresses(layer).items()},
+        "addresses_kept_by_vllm_alone": kept_by_vllm_alone(new_layer, checkpoints, mode),
     }
+
+
+def run_cases(cases: dict, k: int, n: int, gen) -> dict:
+    """name -> (dtype, new_layer(), checkpoint()): run_method in every reload mode, with two checkpoints."""
+    results = {}
+    for mode in reload_modes():
+        for name, (dtype, new_layer, checkpoint) in cases.items():
+            checkpoints = [checkpoint() for _ in range(2)]
+            results[f"{name} {mode}"] = run_method(new_layer, k, n, dtype, checkpoints, mode, gen)
+    return results
+
+
+def scheme_layer(scheme, method) -> tuple:
+    """(method, layer) for a quant method that runs a per-layer scheme (compressed-tensors, Quark):
+    the method reads layer.scheme only, so it needs no config here."""
+    layer = torch.nn.Module()
+    layer.scheme = scheme
+    layer.quant_method = method
+    return method, layer
 
 
 def gptq_layers(gen) -> dict:
@@ -328,10 +381,7 @@ def compressed_tensors_layers(gen) -> dict:
         scheme = CompressedTensorsWNA16(
             strategy, 4, None if group_size == -1 else group_size, symmetric=symmetric, layer_name="x"
         )
-        layer = torch.nn.Module()
-        layer.scheme = scheme
-        method = CompressedTensorsLinearMethod(quantization_config=None)  # reads layer.scheme only
-        layer.quant_method = method
+        method, layer = scheme_layer(scheme, CompressedTensorsLinearMethod(quantization_config=None))
         scheme.create_weights(
             layer,
             output_size=n,
@@ -343,27 +393,87 @@ def compressed_tensors_layers(gen) -> dict:
         )
         return method, layer
 
-    results = {}
     k, n = 256, 64
-    for mode in reload_modes():
+    cases = {
+        f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}": (
+            dtype,
+            functools.partial(new_layer, strategy, group_size, symmetric, dtype, k, n),
+            functools.partial(checkpoint, k, n, group_size, symmetric, dtype),
+        )
         for strategy, group_size, symmetric, dtype in (
             ("group", 32, True, torch.float16),
             ("group", 64, False, torch.bfloat16),
             ("channel", -1, False, torch.float16),
             ("channel", -1, True, torch.bfloat16),
-        ):
-            checkpoints = [checkpoint(k, n, group_size, symmetric, dtype) for _ in range(2)]
-            name = f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"
-            results[f"{name} {mode}"] = run_method(
-                functools.partial(new_layer, strategy, group_size, symmetric, dtype, k, n),
-                k,
-                n,
-                dtype,
-                checkpoints,
-                mode,
-                gen,
-            )
-    return results
+        )
+    }
+    return run_cases(cases, k, n, gen)
+
+
+def quark_layers(gen) -> dict:
+    """vLLM's Quark W4A16 scheme (AMD's quantizer): int4 packed along N ([K, N/8]), in order or in
+    AWQ's order, signed when symmetric, true zero points [K/G, N/8] when not. vLLM converts the
+    weight to GPTQ's layout and the zero points to compressed-tensors' before our kernel sees them."""
+    from vllm.model_executor.layers.quantization.quark.quark import QuarkLinearMethod
+    from vllm.model_executor.layers.quantization.quark.schemes.quark_w4a16_int4 import QuarkW4A16Int4
+    from vllm.model_executor.layers.quantization.utils.quant_utils import kInt4Static, kInt4StaticAsym
+    from vllm.model_executor.model_loader.weight_utils import default_weight_loader
+
+    from w4a16_rdna3.formats import pack_cols, unpack_cols, unpack_rows
+    from w4a16_rdna3.quantize import quantize
+
+    awq_order = [0, 2, 4, 6, 1, 3, 5, 7]  # "reorder": nibble i of a word holds column 8c + awq_order[i]
+
+    def pack_along_n(values: torch.Tensor, pack_method: str) -> torch.Tensor:
+        if pack_method == "reorder":
+            rows, cols = values.shape
+            values = values.reshape(rows, cols // 8, 8)[:, :, awq_order].reshape(rows, cols)
+        return pack_cols(values)
+
+    def checkpoint(k, n, group_size, symmetric, dtype, pack_method) -> tuple[dict, torch.Tensor]:
+        kw = quantize(torch.randn(k, n, generator=gen) * 0.05, group_size, symmetric=symmetric, dtype=dtype, seed=2)
+        q = unpack_rows(kw.b_q)
+        zeros = torch.full((k // group_size, n), 8, dtype=torch.int32) if symmetric else unpack_cols(kw.zeros)
+        tensors = {"weight": pack_along_n(q ^ 8 if symmetric else q, pack_method), "weight_scale": kw.scales}
+        if not symmetric:
+            tensors["weight_zero_point"] = pack_along_n(zeros, pack_method)
+        w = (q - zeros.repeat_interleave(group_size, 0)).float() * kw.scales.float().repeat_interleave(group_size, 0)
+        return tensors, w
+
+    def new_layer(group_size: int, symmetric: bool, dtype: torch.dtype, pack_method: str, k: int, n: int):
+        scheme = QuarkW4A16Int4(
+            kInt4Static if symmetric else kInt4StaticAsym,
+            None,
+            pack_method,
+            {"group_size": group_size, "symmetric": symmetric},
+        )
+        method, layer = scheme_layer(scheme, QuarkLinearMethod(quantization_config=None))
+        scheme.create_weights(
+            layer,
+            output_partition_sizes=[n],
+            input_size_per_partition=k,
+            params_dtype=dtype,
+            weight_loader=default_weight_loader,
+            input_size=k,
+            output_size=n,
+        )
+        return method, layer
+
+    k, n = 256, 64  # at G = 32 both zero-point layouts are [8, 8]
+    cases = {
+        f"quark G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]} {pack_method}": (
+            dtype,
+            functools.partial(new_layer, group_size, symmetric, dtype, pack_method, k, n),
+            functools.partial(checkpoint, k, n, group_size, symmetric, dtype, pack_method),
+        )
+        for group_size, symmetric, dtype, pack_method in (
+            (32, False, torch.float16, "order"),
+            (64, False, torch.bfloat16, "reorder"),
+            (128, True, torch.float16, "reorder"),
+            (32, True, torch.bfloat16, "order"),
+        )
+    }
+    return run_cases(cases, k, n, gen)
 
 
 class LineCatcher(logging.Handler):
@@ -412,7 +522,7 @@ def main(target: str, out: Path) -> None:
     if target == "gfx1100":
         gen = torch.Generator().manual_seed(0)
         init_single_process_distributed()
-        report["layers"] = {**gptq_layers(gen), **compressed_tensors_layers(gen)}
+        report["layers"] = {**gptq_layers(gen), **compressed_tensors_layers(gen), **quark_layers(gen)}
     out.write_text(json.dumps(report, indent=2))
 
 

@@ -85,19 +85,22 @@ def test_layers_from_vllms_quant_methods_match_the_reference(report):
     assert any(name.startswith("auto_gptq") for name in layers)
     assert any(name.startswith("compressed-tensors") for name in layers)
     assert any(name.startswith("tiny checkpoint") for name in layers)
+    assert any(name.startswith("quark") and "asym" in name for name in layers)
     for name, result in layers.items():
+        assert result["load_error"] is None, (name, result["load_error"])
         assert result["kernel"] == OURS, name
         assert result["rel_error"] < result["bound"], (name, result["rel_error"])
         params = result["params_after"]
-        packed = params["qweight"] if "qweight" in params else params["weight_packed"]
+        packed = next(params[p] for p in ("qweight", "weight_packed", "weight") if p in params)
         assert packed[:3] == ["torch.int32", [result["k"] // 8, result["n"]], True], name  # kernel layout b_q [K/8, N]
         assert all(contiguous for _, _, contiguous, _ in params.values()), name  # what the ops take
-        zeros = params.get("qzeros", params.get("weight_zero_point"))
+        zero_point_name = result["zero_point_name"]
+        zeros = params.get(zero_point_name) if zero_point_name else None
         if "asym" in name:
-            assert result["kernel_reads"][0] is not None and zeros is not None and not zeros[3], name
+            assert result["kernel_reads"][0] == zero_point_name and zeros is not None and not zeros[3], name
         else:
-            # Symmetric: the checkpoint's zeros are not read; vLLM 0.34.0 keeps them (retired) for a
-            # reload, 0.33.0 drops them.
+            # Symmetric: zero points the method names are not read; vLLM 0.34.0 keeps them (retired)
+            # for a reload, 0.33.0 drops them.
             assert result["kernel_reads"][0] is None, name
             assert zeros is None or zeros[3], name
 
@@ -105,13 +108,21 @@ def test_layers_from_vllms_quant_methods_match_the_reference(report):
 def test_weight_updates_load_new_weights_into_the_same_memory(report):
     """vLLM's weight update (RL weight sync, reload_weights) in each reload mode the installed vLLM
     has: the second checkpoint's answers after it, and every parameter at its address (captured
-    CUDA graphs read it)."""
+    CUDA graphs read it) unless vLLM's own part of the processing moves it (Quark's conversion
+    rebinds its weight in the direct mode, whatever the kernel)."""
     layers = _layers(report)
     modes = {name.rsplit(" ", 1)[1] for name in layers}
     assert "layerwise" in modes and ("direct" in modes or report["vllm_version"].startswith("0.33.")), modes
     for name, result in layers.items():
-        assert result["reload_error"] is None, (name, result["reload_error"])
+        assert result["load_error"] is None and result["reload_error"] is None, (name, result)
         assert result["rel_error_after_reload"] < result["bound"], (name, result["rel_error_after_reload"])
         assert result["rel_error_reloaded_vs_first"] > 0.5, name  # the two checkpoints differ: it did reload
         assert result["params_after_reload"] == result["params_after"], name
-        assert all(result["addresses_kept"].values()), (name, result["addresses_kept"])
+        kept, kept_by_vllm = result["addresses_kept"], result["addresses_kept_by_vllm_alone"]
+        # (over the parameters our kernel keeps: under vLLM 0.33.0 it drops the unread zero points)
+        assert {p for p, same in kept_by_vllm.items() if same and p in kept} <= {p for p, same in kept.items() if same}, (
+            name,
+            kept,
+        )
+        if not name.startswith("quark"):
+            assert all(kept.values()), (name, kept)
