@@ -10,6 +10,7 @@ the same interface, for the command line and the tests.
 
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -18,7 +19,7 @@ import torch
 from w4a16_rdna3 import _ops, platform
 from w4a16_rdna3.checks import MAX_B_Q_WORDS
 from w4a16_rdna3.formats import PACK_FACTOR, KernelWeights, from_compressed_tensors, from_gptq
-from w4a16_rdna3.vllm_compat import ParameterStore, VllmNotFound, find_mixed_precision
+from w4a16_rdna3.vllm_compat import VllmMixedPrecision, VllmNotFound, find_mixed_precision
 
 TARGET_ARCH = "gfx1100"
 ACT_TYPES = (torch.float16, torch.bfloat16)
@@ -108,6 +109,14 @@ class StandaloneMPLinearKernel(ABC):
     ) -> torch.Tensor: ...
 
 
+@dataclass(frozen=True)
+class ParameterStore:
+    """How post-load processing puts kernel tensors on a layer, under the checkpoint's names."""
+
+    replace: Callable[[torch.nn.Module, str, torch.Tensor], None]
+    retire: Callable[[torch.nn.Module, str], None]  # the kernel does not read this parameter
+
+
 def _set_param(layer: torch.nn.Module, name: str, value: torch.Tensor | None) -> None:
     """Replace (or drop, for None) layer.<name>; the old tensor is freed with its last reference."""
     if hasattr(layer, name):
@@ -115,8 +124,17 @@ def _set_param(layer: torch.nn.Module, name: str, value: torch.Tensor | None) ->
     layer.register_parameter(name, None if value is None else torch.nn.Parameter(value, requires_grad=False))
 
 
-# Without vLLM nothing reloads weights: plain parameters take the old ones' place.
-STANDALONE_PARAMETER_STORE = ParameterStore(_set_param, lambda layer, name: _set_param(layer, name, None))
+def _drop_param(layer: torch.nn.Module, name: str) -> None:
+    _set_param(layer, name, None)
+
+
+def _parameter_store(vllm: VllmMixedPrecision | None) -> ParameterStore:
+    """vLLM's own helpers where it has them: its weight reload needs the loaded parameter objects kept.
+    Without them (or without vLLM, where nothing reloads) plain parameters take the old ones' place
+    and a parameter the kernel does not read is dropped."""
+    replace = None if vllm is None else vllm.replace_parameter
+    retire = None if vllm is None else vllm.retire_parameter
+    return ParameterStore(replace or _set_param, retire or _drop_param)
 
 
 def _vllm_kernel_base() -> tuple[type, ParameterStore, str]:
@@ -124,11 +142,11 @@ def _vllm_kernel_base() -> tuple[type, ParameterStore, str]:
     try:
         found = find_mixed_precision()
     except VllmNotFound as e:
-        return StandaloneMPLinearKernel, STANDALONE_PARAMETER_STORE, str(e)
+        return StandaloneMPLinearKernel, _parameter_store(None), str(e)
     except Exception as e:  # noqa: BLE001 - an unknown or broken vLLM must not break the package
-        return StandaloneMPLinearKernel, STANDALONE_PARAMETER_STORE, f"vLLM is installed but unusable here: {e}"
+        return StandaloneMPLinearKernel, _parameter_store(None), f"vLLM is installed but unusable here: {e}"
     reason = f"subclassing {found.base_module.__name__}.MPLinearKernel of vLLM {found.version}"
-    return found.kernel_base, found.parameter_store or STANDALONE_PARAMETER_STORE, reason
+    return found.kernel_base, _parameter_store(found), reason
 
 
 MPLinearKernelBase, PARAMETER_STORE, KERNEL_BASE_REASON = _vllm_kernel_base()

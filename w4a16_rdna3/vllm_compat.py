@@ -58,30 +58,20 @@ class VllmMixedPrecision:
         return self.base_module.MPLinearLayerConfig
 
     @property
-    def parameter_store(self) -> "ParameterStore | None":
-        """The helpers vLLM's own MPLinearKernel module stores kernel tensors with; None if it has none.
+    def replace_parameter(self) -> Callable[[torch.nn.Module, str, torch.Tensor], None] | None:
+        """vLLM's helper for storing a kernel tensor under a loaded parameter's name, as its own
+        MPLinearKernel module imports it; None if that module has none.
 
-        `replace_parameter` keeps the loaded parameter object (its loader and checkpoint record,
-        which vLLM's weight reload needs) and refills it, in place where the layout allows, so
-        captured graphs keep their addresses. `retire_parameter` (vLLM 0.34.0) keeps a loaded
-        parameter the kernel does not read registered, so it can be loaded again; a vLLM without
-        it sets such a parameter to None, as its own kernels then do.
+        From vLLM 0.33.0 (at least) it keeps the loaded parameter object (its loader and checkpoint
+        record, which vLLM's weight reload needs) and refills it, in place where the layout allows,
+        so captured graphs keep their addresses. Older releases (0.11.0) re-register a new parameter.
         """
-        replace = getattr(self.base_module, "replace_parameter", None)
-        if replace is None:
-            return None
-        retire = getattr(self.base_module, "retire_parameter", None)
-        if retire is None:
-            return ParameterStore(replace, lambda layer, name: replace(layer, name, None))
-        return ParameterStore(replace, retire)
+        return getattr(self.base_module, "replace_parameter", None)
 
-
-@dataclass(frozen=True)
-class ParameterStore:
-    """How post-load processing puts kernel tensors on a layer, under the checkpoint's names."""
-
-    replace: Callable[[torch.nn.Module, str, torch.Tensor], None]
-    retire: Callable[[torch.nn.Module, str], None]  # the kernel does not read this parameter
+    @property
+    def retire_parameter(self) -> Callable[[torch.nn.Module, str], None] | None:
+        """vLLM 0.34.0's mark on a loaded parameter no kernel reads (kept, so it can be loaded again); None before."""
+        return getattr(self.base_module, "retire_parameter", None)
 
 
 def _import(name: str) -> ModuleType | None:
