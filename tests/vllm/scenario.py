@@ -14,7 +14,10 @@ is built for gfx11 (its build info): so that on gfx1100 our kernel is chosen, an
 arches the arch alone is what makes it refuse. On the CPU, apply_weights runs the reference.
 """
 
+import dataclasses
 import functools
+import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -39,6 +42,11 @@ def mock_rocm_torch_and_extension() -> None:
 
     torch.version.hip = MOCK_HIP_VERSION
     _ops.native_build_info = lambda: dict(MOCK_BUILD)
+    # vLLM 0.11.0's ROCm platform asks torch.cuda for the GPU's arch and capability, some of it at
+    # import (later releases ask amdsmi): answer for the stand-in GPU, as a ROCm torch would.
+    arch = os.environ["FAKE_AMDSMI_ARCH"]
+    torch.cuda.get_device_properties = lambda device=None: SimpleNamespace(gcnArchName=arch, name=f"stand-in {arch}")
+    torch.cuda.get_device_capability = lambda device=None: (int(arch[3:-2]), int(arch[-2], 16))
 
 
 def stand_in_cuda_platform():
@@ -57,18 +65,36 @@ def stand_in_cuda_platform():
     return StandInCudaPlatform()
 
 
+def mixed_precision():
+    """Where this vLLM keeps MPLinearKernel, its layer config and its candidate lists (the package's
+    own lookup: vLLM moved them between releases)."""
+    from w4a16_rdna3.vllm_compat import find_mixed_precision
+
+    return find_mixed_precision()
+
+
+def candidate_lists_by_platform() -> dict:
+    """vLLM's candidate lists by platform; older releases keep one list for all ("all platforms")."""
+    kernels = mixed_precision().selection_module._POSSIBLE_KERNELS
+    return {str(key): value for key, value in kernels.items()} if isinstance(kernels, dict) else {"all platforms": kernels}
+
+
 def layer_configs() -> dict:
-    from vllm.model_executor.kernels.linear import MPLinearLayerConfig
     from vllm.scalar_type import scalar_types
 
+    config_class = mixed_precision().layer_config
+    # vLLM 0.33.0 dropped has_g_idx, which older releases require.
+    act_order = {"has_g_idx": False} if "has_g_idx" in {f.name for f in dataclasses.fields(config_class)} else {}
+
     def config(weight_type, act_type, group_size, zero_points):
-        return MPLinearLayerConfig(
+        return config_class(
             full_weight_shape=(4096, 4096),
             partition_weight_shape=(4096, 4096),
             weight_type=weight_type,
             act_type=act_type,
             group_size=group_size,
             zero_points=zero_points,
+            **act_order,
         )
 
     return {
@@ -80,36 +106,32 @@ def layer_configs() -> dict:
 
 
 def choose(config, capability: int | None) -> str:
-    from vllm.model_executor.kernels.linear import choose_mp_linear_kernel
-
     try:
-        return qualname(choose_mp_linear_kernel(config, capability))
+        return qualname(mixed_precision().selection_module.choose_mp_linear_kernel(config, capability))
     except ValueError as e:
         return f"ValueError: {str(e).splitlines()[0]}"
 
 
 def choices(capability: int | None) -> dict:
     """Per layer config: vLLM's choice now, and its choice with our kernel taken out of the lists."""
-    import vllm.model_executor.kernels.linear as selection
     from w4a16_rdna3.kernels import RDNA3W4A16LinearKernel
 
+    lists = candidate_lists_by_platform()
     result = {}
     for name, config in layer_configs().items():
         with_plugin = choose(config, capability)
-        saved = {key: list(value) for key, value in selection._POSSIBLE_KERNELS.items()}
-        for value in selection._POSSIBLE_KERNELS.values():
+        saved = {key: list(value) for key, value in lists.items()}
+        for value in lists.values():
             value[:] = [k for k in value if k is not RDNA3W4A16LinearKernel]
         without_plugin = choose(config, capability)
         for key, value in saved.items():
-            selection._POSSIBLE_KERNELS[key][:] = value
+            lists[key][:] = value
         result[name] = {"chosen": with_plugin, "without_plugin": without_plugin}
     return result
 
 
 def candidate_lists() -> dict:
-    import vllm.model_executor.kernels.linear as selection
-
-    return {str(key): [qualname(k) for k in value] for key, value in selection._POSSIBLE_KERNELS.items()}
+    return {key: [qualname(k) for k in value] for key, value in candidate_lists_by_platform().items()}
 
 
 def init_single_process_distributed() -> None:
@@ -148,10 +170,12 @@ def reload_modes() -> dict:
     vLLM 0.34.0 has `start_reload`/`finish_reload` and two modes (VLLM_RELOAD_MODE): "layerwise"
     rebuilds each layer in checkpoint format and copies the processed tensors back; "direct"
     writes the checkpoint into the kept parameters' storage and reruns post-load processing.
-    vLLM 0.33.0 has the layerwise one only.
+    vLLM 0.33.0 has the layerwise one only, 0.11.0 none.
     """
-    from vllm.model_executor.model_loader import reload
-
+    try:
+        from vllm.model_executor.model_loader import reload
+    except ImportError:  # before vLLM's weight-update functions (0.11.0)
+        return {}
     if hasattr(reload, "start_reload"):
         return {mode: (reload.start_reload, reload.finish_reload) for mode in ("layerwise", "direct")}
     return {
@@ -184,13 +208,16 @@ def kernel_of(method, layer):
     return getattr(method, "kernel", None) or getattr(getattr(layer, "scheme", None), "kernel", None)
 
 
-def cold_start(layer, tensors: dict, mode: str) -> None:
-    """What vLLM's model loader does for a layer: record it for reloads, load, process."""
-    from vllm.model_executor.model_loader.reload import record_metadata_for_reloading
+def cold_start(layer, tensors: dict, mode: str | None) -> None:
+    """What vLLM's model loader does for a layer: record it for reloads (in `mode`; None: this vLLM
+    has no weight updates), load, process."""
     from vllm.model_executor.model_loader.utils import process_weights_after_loading
 
-    os.environ["VLLM_RELOAD_MODE"] = mode  # read by vLLM at each use
-    record_metadata_for_reloading(layer)  # when vLLM builds the model
+    if mode is not None:
+        from vllm.model_executor.model_loader.reload import record_metadata_for_reloading
+
+        os.environ["VLLM_RELOAD_MODE"] = mode  # read by vLLM at each use
+        record_metadata_for_reloading(layer)  # when vLLM builds the model
     load(layer, tensors)
     process_weights_after_loading(layer, MODEL_CONFIG, CPU)
 
@@ -220,7 +247,7 @@ def kept_by_vllm_alone(new_layer, checkpoints, mode: str) -> dict:
     return {name: address == before.get(name) for name, address in addresses(layer).items()}
 
 
-def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str, gen) -> dict:
+def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str | None, gen) -> dict:
     """vLLM's cold start (create_weights, load, post-load processing), apply; then a weight update
     in `mode` with the second checkpoint, apply again. new_layer() -> (quant method, layer);
     checkpoints: two (tensors for the loaders, float32 weight [K, N] they hold)."""
@@ -244,6 +271,8 @@ def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str, gen) ->
         "kernel_reads": [kernel.zeros_name, kernel.perm_name] if hasattr(kernel, "zeros_name") else None,
         "zero_point_name": getattr(kernel, "w_zp_name", None),  # as the quant method named it
     }
+    if mode is None:
+        return result
     try:
         reload(layer, second, mode)
     except Exception as e:  # noqa: BLE001 - reported, and failed on, by the test
@@ -262,10 +291,10 @@ def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str, gen) ->
 def run_cases(cases: dict, k: int, n: int, gen) -> dict:
     """name -> (dtype, new_layer(), checkpoint()): run_method in every reload mode, with two checkpoints."""
     results = {}
-    for mode in reload_modes():
+    for mode in list(reload_modes()) or [None]:
         for name, (dtype, new_layer, checkpoint) in cases.items():
             checkpoints = [checkpoint() for _ in range(2)]
-            results[f"{name} {mode}"] = run_method(new_layer, k, n, dtype, checkpoints, mode, gen)
+            results[f"{name} {mode or 'load-only'}"] = run_method(new_layer, k, n, dtype, checkpoints, mode, gen)
     return results
 
 
@@ -279,6 +308,8 @@ def scheme_layer(scheme, method) -> tuple:
 
 
 def gptq_layers(gen) -> dict:
+    if importlib.util.find_spec("vllm.model_executor.layers.quantization.auto_gptq") is None:
+        return {}  # before vLLM 0.33.0, GPTQ on ROCm runs vLLM's own GPTQ method, not these kernels
     from tiny_checkpoint import LINEARS, build_tiny_gptq_checkpoint, dequantize_gptq_checkpoint, load_tiny_checkpoint
     from vllm.model_executor.layers.quantization.auto_gptq import AutoGPTQConfig, AutoGPTQLinearMethod
     from vllm.model_executor.model_loader.weight_utils import default_weight_loader
@@ -359,9 +390,10 @@ def compressed_tensors_layers(gen) -> dict:
     from w4a16_rdna3.formats import to_compressed_tensors, unpack_cols
     from w4a16_rdna3.quantize import quantize
 
-    def checkpoint(k, n, group_size, symmetric, dtype) -> tuple[dict, torch.Tensor]:
+    def checkpoint(k, n, group_size, symmetric, dtype, act_order) -> tuple[dict, torch.Tensor]:
+        w = torch.randn(k, n, generator=gen) * 0.05
         t = to_compressed_tensors(
-            quantize(torch.randn(k, n, generator=gen) * 0.05, group_size, symmetric=symmetric, dtype=dtype, seed=2)
+            quantize(w, group_size, symmetric=symmetric, act_order=act_order, dtype=dtype, seed=2)
         )
         tensors = {
             "weight_packed": t.weight_packed,
@@ -369,18 +401,29 @@ def compressed_tensors_layers(gen) -> dict:
             "weight_shape": torch.tensor([n, k]),
         }
         g = k if group_size == -1 else group_size
+        g_idx = torch.arange(k) // g
+        if act_order:
+            tensors["weight_g_idx"] = t.weight_g_idx
+            g_idx = t.weight_g_idx.long()
         q = unpack_cols(t.weight_packed).t()
         if symmetric:
             zero = torch.full_like(q, 8)
         else:
             tensors["weight_zero_point"] = t.weight_zero_point
-            zero = unpack_cols(t.weight_zero_point.t().contiguous()).repeat_interleave(g, dim=0)
-        return tensors, (q - zero).float() * t.weight_scale.t().float().repeat_interleave(g, dim=0)
+            zero = unpack_cols(t.weight_zero_point.t().contiguous())[g_idx]
+        return tensors, (q - zero).float() * t.weight_scale.t().float()[g_idx]
 
-    def new_layer(strategy: str, group_size: int, symmetric: bool, dtype: torch.dtype, k: int, n: int):
-        scheme = CompressedTensorsWNA16(
-            strategy, 4, None if group_size == -1 else group_size, symmetric=symmetric, layer_name="x"
-        )
+    # vLLM 0.33.0 names the layer for its logs; 0.11.0 takes act-order ("group": g_idx) instead.
+    scheme_parameters = inspect.signature(CompressedTensorsWNA16).parameters
+    act_orders = (False, True) if "actorder" in scheme_parameters else (False,)
+
+    def new_layer(strategy, group_size: int, symmetric: bool, dtype: torch.dtype, act_order: bool, k: int, n: int):
+        extra = {"layer_name": "x"} if "layer_name" in scheme_parameters else {}
+        if act_order:
+            from compressed_tensors.quantization import ActivationOrdering
+
+            extra["actorder"] = ActivationOrdering.GROUP
+        scheme = CompressedTensorsWNA16(strategy, 4, None if group_size == -1 else group_size, symmetric, **extra)
         method, layer = scheme_layer(scheme, CompressedTensorsLinearMethod(quantization_config=None))
         scheme.create_weights(
             layer,
@@ -395,10 +438,11 @@ def compressed_tensors_layers(gen) -> dict:
 
     k, n = 256, 64
     cases = {
-        f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}": (
+        f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"
+        f"{' act-order' if act_order else ''}": (
             dtype,
-            functools.partial(new_layer, strategy, group_size, symmetric, dtype, k, n),
-            functools.partial(checkpoint, k, n, group_size, symmetric, dtype),
+            functools.partial(new_layer, strategy, group_size, symmetric, dtype, act_order, k, n),
+            functools.partial(checkpoint, k, n, group_size, symmetric, dtype, act_order),
         )
         for strategy, group_size, symmetric, dtype in (
             ("group", 32, True, torch.float16),
@@ -406,6 +450,8 @@ def compressed_tensors_layers(gen) -> dict:
             ("channel", -1, False, torch.float16),
             ("channel", -1, True, torch.bfloat16),
         )
+        for act_order in act_orders
+        if not (act_order and strategy == "channel")  # act-order needs groups
     }
     return run_cases(cases, k, n, gen)
 
@@ -414,6 +460,8 @@ def quark_layers(gen) -> dict:
     """vLLM's Quark W4A16 scheme (AMD's quantizer): int4 packed along N ([K, N/8]), in order or in
     AWQ's order, signed when symmetric, true zero points [K/G, N/8] when not. vLLM converts the
     weight to GPTQ's layout and the zero points to compressed-tensors' before our kernel sees them."""
+    if importlib.util.find_spec("vllm.model_executor.layers.quantization.quark.schemes.quark_w4a16_int4") is None:
+        return {}  # not in vLLM 0.11.0
     from vllm.model_executor.layers.quantization.quark.quark import QuarkLinearMethod
     from vllm.model_executor.layers.quantization.quark.schemes.quark_w4a16_int4 import QuarkW4A16Int4
     from vllm.model_executor.layers.quantization.utils.quant_utils import kInt4Static, kInt4StaticAsym
@@ -497,14 +545,15 @@ def main(target: str, out: Path) -> None:
     report["ours_is_register"] = found.get("w4a16_rdna3") is plugin.register
 
     mock_rocm_torch_and_extension()
-    import vllm.model_executor.kernels.linear as selection
     import vllm.platforms
 
+    selection = mixed_precision().selection_module
     capability = None
     if target == "cuda":
         cuda = stand_in_cuda_platform()
         vllm.platforms._current_platform = cuda
-        selection.current_platform = cuda
+        if hasattr(selection, "current_platform"):
+            selection.current_platform = cuda
         capability = 90
     report["platform"] = type(vllm.platforms.current_platform).__name__
     report["lists_before"] = candidate_lists()
@@ -523,6 +572,7 @@ def main(target: str, out: Path) -> None:
         gen = torch.Generator().manual_seed(0)
         init_single_process_distributed()
         report["layers"] = {**gptq_layers(gen), **compressed_tensors_layers(gen), **quark_layers(gen)}
+        report["reload_modes"] = list(reload_modes())
     out.write_text(json.dumps(report, indent=2))
 
 

@@ -56,7 +56,7 @@ def test_rocm_list_has_ours_first_once_and_nothing_else_changes(report):
         assert "not ROCm" in report["plugin_log"][0]
         return
     assert report["platform"] == "RocmPlatform"
-    rocm = "PlatformEnum.ROCM"
+    rocm = "PlatformEnum.ROCM" if "PlatformEnum.ROCM" in after else "all platforms"  # one list before 0.33.0
     assert after[rocm] == [OURS] + before[rocm]
     assert {key: value for key, value in after.items() if key != rocm} == {k: v for k, v in before.items() if k != rocm}
     assert len(report["plugin_log"]) == 1 and "first in" in report["plugin_log"][0]
@@ -82,10 +82,11 @@ def _layers(report) -> dict:
 
 def test_layers_from_vllms_quant_methods_match_the_reference(report):
     layers = _layers(report)
-    assert any(name.startswith("auto_gptq") for name in layers)
-    assert any(name.startswith("compressed-tensors") for name in layers)
-    assert any(name.startswith("tiny checkpoint") for name in layers)
-    assert any(name.startswith("quark") and "asym" in name for name in layers)
+    assert any(name.startswith("compressed-tensors") and "asym" in name for name in layers)
+    if not report["vllm_version"].startswith("0.11."):  # older: GPTQ on ROCm is not theirs, no Quark W4A16
+        assert any(name.startswith("auto_gptq") for name in layers)
+        assert any(name.startswith("tiny checkpoint") for name in layers)
+        assert any(name.startswith("quark") and "asym" in name for name in layers)
     for name, result in layers.items():
         assert result["load_error"] is None, (name, result["load_error"])
         assert result["kernel"] == OURS, name
@@ -111,6 +112,8 @@ def test_weight_updates_load_new_weights_into_the_same_memory(report):
     CUDA graphs read it) unless vLLM's own part of the processing moves it (Quark's conversion
     rebinds its weight in the direct mode, whatever the kernel)."""
     layers = _layers(report)
+    if not report["reload_modes"]:
+        pytest.skip(f"vLLM {report['vllm_version']} has no weight-update functions")
     modes = {name.rsplit(" ", 1)[1] for name in layers}
     assert "layerwise" in modes and ("direct" in modes or report["vllm_version"].startswith("0.33.")), modes
     for name, result in layers.items():
