@@ -47,6 +47,9 @@ def mock_rocm_torch_and_extension() -> None:
     arch = os.environ["FAKE_AMDSMI_ARCH"]
     torch.cuda.get_device_properties = lambda device=None: SimpleNamespace(gcnArchName=arch, name=f"stand-in {arch}")
     torch.cuda.get_device_capability = lambda device=None: (int(arch[3:-2]), int(arch[-2], 16))
+    # No GPU can run here: torch, now believing itself a ROCm build, would count GPUs through an
+    # amdsmi it never imported (vLLM 0.20.0 asks at import, through torch.compile).
+    torch.cuda.is_available = lambda: False
 
 
 def stand_in_cuda_platform():
@@ -307,9 +310,21 @@ def scheme_layer(scheme, method) -> tuple:
     return method, layer
 
 
+# vLLM's quant methods that build layers on these kernels, where this vLLM has them: before 0.33.0
+# GPTQ on ROCm runs vLLM's own GPTQ method (its GPTQ-Marlin route is CUDA only); 0.11.0 has no Quark W4A16.
+QUANT_METHODS = {
+    "auto_gptq": "vllm.model_executor.layers.quantization.auto_gptq",
+    "quark_w4a16": "vllm.model_executor.layers.quantization.quark.schemes.quark_w4a16_int4",
+}
+
+
+def has_quant_method(name: str) -> bool:
+    return importlib.util.find_spec(QUANT_METHODS[name]) is not None
+
+
 def gptq_layers(gen) -> dict:
-    if importlib.util.find_spec("vllm.model_executor.layers.quantization.auto_gptq") is None:
-        return {}  # before vLLM 0.33.0, GPTQ on ROCm runs vLLM's own GPTQ method, not these kernels
+    if not has_quant_method("auto_gptq"):
+        return {}
     from tiny_checkpoint import LINEARS, build_tiny_gptq_checkpoint, dequantize_gptq_checkpoint, load_tiny_checkpoint
     from vllm.model_executor.layers.quantization.auto_gptq import AutoGPTQConfig, AutoGPTQLinearMethod
     from vllm.model_executor.model_loader.weight_utils import default_weight_loader
@@ -460,8 +475,8 @@ def quark_layers(gen) -> dict:
     """vLLM's Quark W4A16 scheme (AMD's quantizer): int4 packed along N ([K, N/8]), in order or in
     AWQ's order, signed when symmetric, true zero points [K/G, N/8] when not. vLLM converts the
     weight to GPTQ's layout and the zero points to compressed-tensors' before our kernel sees them."""
-    if importlib.util.find_spec("vllm.model_executor.layers.quantization.quark.schemes.quark_w4a16_int4") is None:
-        return {}  # not in vLLM 0.11.0
+    if not has_quant_method("quark_w4a16"):
+        return {}
     from vllm.model_executor.layers.quantization.quark.quark import QuarkLinearMethod
     from vllm.model_executor.layers.quantization.quark.schemes.quark_w4a16_int4 import QuarkW4A16Int4
     from vllm.model_executor.layers.quantization.utils.quant_utils import kInt4Static, kInt4StaticAsym
@@ -573,6 +588,7 @@ def main(target: str, out: Path) -> None:
         init_single_process_distributed()
         report["layers"] = {**gptq_layers(gen), **compressed_tensors_layers(gen), **quark_layers(gen)}
         report["reload_modes"] = list(reload_modes())
+        report["quant_methods"] = {name: has_quant_method(name) for name in QUANT_METHODS}
     out.write_text(json.dumps(report, indent=2))
 
 
