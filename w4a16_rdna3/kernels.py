@@ -128,13 +128,32 @@ def _drop_param(layer: torch.nn.Module, name: str) -> None:
     _set_param(layer, name, None)
 
 
+def _mark_retired(layer: torch.nn.Module, name: str) -> None:
+    """Keep an unread parameter, its loaded data and all, with vLLM 0.34.0's mark (`retired`). vLLM's
+    layerwise weight update copies what processing makes back into the parameters the layer held
+    before, by name: one dropped at this load could not take the next load's tensor (an in-order
+    g_idx, then a shuffled one)."""
+    getattr(layer, name).retired = True
+
+
+def _replace_live(replace: Callable[[torch.nn.Module, str, torch.Tensor], None]) -> Callable:
+    """`replace`, after which the parameter is read again: any earlier `_mark_retired` is lifted."""
+
+    def store(layer: torch.nn.Module, name: str, tensor: torch.Tensor) -> None:
+        replace(layer, name, tensor)
+        vars(getattr(layer, name)).pop("retired", None)
+
+    return store
+
+
 def _parameter_store(vllm: VllmMixedPrecision | None) -> ParameterStore:
-    """vLLM's own helpers where it has them: its weight reload needs the loaded parameter objects kept.
-    Without them (or without vLLM, where nothing reloads) plain parameters take the old ones' place
-    and a parameter the kernel does not read is dropped."""
-    replace = None if vllm is None else vllm.replace_parameter
-    retire = None if vllm is None else vllm.retire_parameter
-    return ParameterStore(replace or _set_param, retire or _drop_param)
+    """vLLM's own helpers where it has them (0.34.0), else the same behaviour from its replace_parameter:
+    its weight updates need the loaded parameter objects kept, unread ones included. Without vLLM
+    (nothing reloads) plain parameters take the old ones' place and an unread one is dropped."""
+    if vllm is None:
+        return ParameterStore(_set_param, _drop_param)
+    replace = vllm.set_kernel_parameter or _replace_live(vllm.replace_parameter or _set_param)
+    return ParameterStore(replace, vllm.retire_parameter or _mark_retired)
 
 
 def _vllm_kernel_base() -> tuple[type, ParameterStore, str]:

@@ -73,6 +73,13 @@ class VllmMixedPrecision:
         """vLLM 0.34.0's mark on a loaded parameter no kernel reads (kept, so it can be loaded again); None before."""
         return getattr(self.base_module, "retire_parameter", None)
 
+    @property
+    def set_kernel_parameter(self) -> Callable[[torch.nn.Module, str, torch.Tensor], None] | None:
+        """vLLM 0.34.0's replace_parameter for a tensor kernels read: it also lifts an earlier retirement
+        (a weight update can make a retired parameter read again); None before."""
+        utils = _import("vllm.model_executor.utils")
+        return None if utils is None else getattr(utils, "set_kernel_parameter", None)
+
 
 def _import(name: str) -> ModuleType | None:
     try:

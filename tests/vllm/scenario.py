@@ -291,13 +291,17 @@ def run_method(new_layer, k: int, n: int, dtype, checkpoints, mode: str | None, 
     }
 
 
+def two_checkpoints(checkpoint, *args) -> list:
+    """Two checkpoints of one layer, each checkpoint(*args): the cold start's and the weight update's."""
+    return [checkpoint(*args) for _ in range(2)]
+
+
 def run_cases(cases: dict, k: int, n: int, gen) -> dict:
-    """name -> (dtype, new_layer(), checkpoint()): run_method in every reload mode, with two checkpoints."""
+    """name -> (dtype, new_layer(), checkpoints() -> the two to load): run_method in every reload mode."""
     results = {}
     for mode in list(reload_modes()) or [None]:
-        for name, (dtype, new_layer, checkpoint) in cases.items():
-            checkpoints = [checkpoint() for _ in range(2)]
-            results[f"{name} {mode or 'load-only'}"] = run_method(new_layer, k, n, dtype, checkpoints, mode, gen)
+        for name, (dtype, new_layer, checkpoints) in cases.items():
+            results[f"{name} {mode or 'load-only'}"] = run_method(new_layer, k, n, dtype, checkpoints(), mode, gen)
     return results
 
 
@@ -405,21 +409,20 @@ def compressed_tensors_layers(gen) -> dict:
     from w4a16_rdna3.formats import to_compressed_tensors, unpack_cols
     from w4a16_rdna3.quantize import quantize
 
-    def checkpoint(k, n, group_size, symmetric, dtype, act_order) -> tuple[dict, torch.Tensor]:
+    def checkpoint(k, n, group_size, symmetric, dtype, g_idx_order: str | None) -> tuple[dict, torch.Tensor]:
+        """g_idx_order: None (no g_idx), "in order" (g_idx stored, groups in row order) or "shuffled"."""
         w = torch.randn(k, n, generator=gen) * 0.05
-        t = to_compressed_tensors(
-            quantize(w, group_size, symmetric=symmetric, act_order=act_order, dtype=dtype, seed=2)
-        )
+        shuffled = g_idx_order == "shuffled"
+        t = to_compressed_tensors(quantize(w, group_size, symmetric=symmetric, act_order=shuffled, dtype=dtype, seed=2))
         tensors = {
             "weight_packed": t.weight_packed,
             "weight_scale": t.weight_scale,
             "weight_shape": torch.tensor([n, k]),
         }
         g = k if group_size == -1 else group_size
-        g_idx = torch.arange(k) // g
-        if act_order:
-            tensors["weight_g_idx"] = t.weight_g_idx
-            g_idx = t.weight_g_idx.long()
+        g_idx = t.weight_g_idx.long() if shuffled else torch.arange(k) // g
+        if g_idx_order is not None:
+            tensors["weight_g_idx"] = g_idx.to(torch.int32)
         q = unpack_cols(t.weight_packed).t()
         if symmetric:
             zero = torch.full_like(q, 8)
@@ -429,8 +432,12 @@ def compressed_tensors_layers(gen) -> dict:
         return tensors, (q - zero).float() * t.weight_scale.t().float()[g_idx]
 
     # vLLM 0.33.0 names the layer for its logs; 0.11.0 takes act-order ("group": g_idx) instead.
+    # Act-order layers load two checkpoints whose g_idx are shuffled, or in order at one load only:
+    # what the kernel keeps of the first must not lose the second's order.
     scheme_parameters = inspect.signature(CompressedTensorsWNA16).parameters
-    act_orders = (False, True) if "actorder" in scheme_parameters else (False,)
+    g_idx_orders: tuple = ((None, None),)
+    if "actorder" in scheme_parameters:
+        g_idx_orders += (("shuffled", "shuffled"), ("in order", "shuffled"), ("shuffled", "in order"))
 
     def new_layer(strategy, group_size: int, symmetric: bool, dtype: torch.dtype, act_order: bool, k: int, n: int):
         extra = {"layer_name": "x"} if "layer_name" in scheme_parameters else {}
@@ -451,13 +458,16 @@ def compressed_tensors_layers(gen) -> dict:
         )
         return method, layer
 
+    def checkpoints(k, n, group_size, symmetric, dtype, orders) -> list:
+        return [checkpoint(k, n, group_size, symmetric, dtype, order) for order in orders]
+
     k, n = 256, 64
     cases = {
         f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"
-        f"{' act-order' if act_order else ''}": (
+        f"{'' if orders[0] is None else ' g_idx ' + ' then '.join(orders).replace(' ', '-')}": (
             dtype,
-            functools.partial(new_layer, strategy, group_size, symmetric, dtype, act_order, k, n),
-            functools.partial(checkpoint, k, n, group_size, symmetric, dtype, act_order),
+            functools.partial(new_layer, strategy, group_size, symmetric, dtype, orders[0] is not None, k, n),
+            functools.partial(checkpoints, k, n, group_size, symmetric, dtype, orders),
         )
         for strategy, group_size, symmetric, dtype in (
             ("group", 32, True, torch.float16),
@@ -465,8 +475,8 @@ def compressed_tensors_layers(gen) -> dict:
             ("channel", -1, False, torch.float16),
             ("channel", -1, True, torch.bfloat16),
         )
-        for act_order in act_orders
-        if not (act_order and strategy == "channel")  # act-order needs groups
+        for orders in g_idx_orders
+        if not (orders[0] is not None and strategy == "channel")  # act-order needs groups
     }
     return run_cases(cases, k, n, gen)
 
@@ -527,7 +537,7 @@ def quark_layers(gen) -> dict:
         f"quark G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]} {pack_method}": (
             dtype,
             functools.partial(new_layer, group_size, symmetric, dtype, pack_method, k, n),
-            functools.partial(checkpoint, k, n, group_size, symmetric, dtype, pack_method),
+            functools.partial(two_checkpoints, checkpoint, k, n, group_size, symmetric, dtype, pack_method),
         )
         for group_size, symmetric, dtype, pack_method in (
             (32, False, torch.float16, "order"),

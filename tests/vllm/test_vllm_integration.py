@@ -109,8 +109,8 @@ def test_layers_from_vllms_quant_methods_match_the_reference(report):
         if "asym" in name:
             assert result["kernel_reads"][0] == zero_point_name and zeros is not None and not zeros[3], name
         else:
-            # Symmetric: zero points the method names are not read; vLLM 0.34.0 keeps them (retired)
-            # for a reload, 0.33.0 drops them.
+            # Symmetric: zero points the method names are not read, but kept for the next weight
+            # update, marked retired (vLLM 0.34.0's mark; this package sets it under older ones).
             assert result["kernel_reads"][0] is None, name
             assert zeros is None or zeros[3], name
 
