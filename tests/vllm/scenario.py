@@ -9,9 +9,15 @@ GPU is its own process.
 
 The GPU is mocked at amdsmi (fake_gpu/amdsmi.py, first on PYTHONPATH; FAKE_AMDSMI_ARCH), so vLLM
 and w4a16_rdna3 both see it through their own code. Two things cannot be real here and are
-mocked on top: torch is a ROCm build (torch.version.hip), and w4a16_rdna3's native extension
-is built for gfx11 (its build info): so that on gfx1100 our kernel is chosen, and on the other
-arches the arch alone is what makes it refuse. On the CPU, apply_weights runs the reference.
+mocked on top: torch is a ROCm build (torch.version.hip; its torch.cuda answers the stand-in GPU's
+arch and capability, which older vLLMs ask there, and says no GPU can run), and w4a16_rdna3's
+native extension is built for gfx11 (its build info): so that on gfx1100 our kernel is chosen, and
+on the other arches the arch alone is what makes it refuse. On the CPU, apply_weights runs the
+reference.
+
+Each layer is built by one of vLLM's own quant methods (those this vLLM has), loaded and processed
+as vLLM's model loader does, then, where this vLLM has weight updates, updated with a second
+checkpoint in each of its reload modes.
 """
 
 import dataclasses
