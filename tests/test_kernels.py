@@ -294,7 +294,8 @@ def _layer(**params: torch.Tensor | None) -> torch.nn.Module:
 
 
 def _unused(layer: torch.nn.Module, name: str) -> bool:
-    """No such parameter for the kernel: absent, None, or kept for a reload and marked retired (vLLM 0.34.0)."""
+    """No such parameter for the kernel: absent or None (without vLLM), or, under vLLM, kept for its
+    next weight update and marked retired (vLLM 0.34.0's mark, set by this package under older ones)."""
     param = getattr(layer, name, None)
     return param is None or bool(getattr(param, "retired", False))
 
