@@ -10,7 +10,6 @@ the same interface, for the command line and the tests.
 
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -19,7 +18,8 @@ import torch
 from w4a16_rdna3 import _ops, platform
 from w4a16_rdna3.checks import MAX_B_Q_WORDS
 from w4a16_rdna3.formats import PACK_FACTOR, KernelWeights, from_compressed_tensors, from_gptq
-from w4a16_rdna3.vllm_compat import VllmMixedPrecision, VllmNotFound, find_mixed_precision
+from w4a16_rdna3.parameter_store import ParameterStore, parameter_store
+from w4a16_rdna3.vllm_compat import VllmNotFound, find_mixed_precision
 
 TARGET_ARCH = "gfx1100"
 ACT_TYPES = (torch.float16, torch.bfloat16)
@@ -109,63 +109,16 @@ class StandaloneMPLinearKernel(ABC):
     ) -> torch.Tensor: ...
 
 
-@dataclass(frozen=True)
-class ParameterStore:
-    """How post-load processing puts kernel tensors on a layer, under the checkpoint's names."""
-
-    replace: Callable[[torch.nn.Module, str, torch.Tensor], None]
-    retire: Callable[[torch.nn.Module, str], None]  # the kernel does not read this parameter
-
-
-def _set_param(layer: torch.nn.Module, name: str, value: torch.Tensor | None) -> None:
-    """Replace (or drop, for None) layer.<name>; the old tensor is freed with its last reference."""
-    if hasattr(layer, name):
-        delattr(layer, name)
-    layer.register_parameter(name, None if value is None else torch.nn.Parameter(value, requires_grad=False))
-
-
-def _drop_param(layer: torch.nn.Module, name: str) -> None:
-    _set_param(layer, name, None)
-
-
-def _mark_retired(layer: torch.nn.Module, name: str) -> None:
-    """Keep an unread parameter, its loaded data and all, with vLLM 0.34.0's mark (`retired`). vLLM's
-    layerwise weight update copies what processing makes back into the parameters the layer held
-    before, by name: one dropped at this load could not take the next load's tensor (an in-order
-    g_idx, then a shuffled one)."""
-    getattr(layer, name).retired = True
-
-
-def _replace_live(replace: Callable[[torch.nn.Module, str, torch.Tensor], None]) -> Callable:
-    """`replace`, after which the parameter is read again: any earlier `_mark_retired` is lifted."""
-
-    def store(layer: torch.nn.Module, name: str, tensor: torch.Tensor) -> None:
-        replace(layer, name, tensor)
-        vars(getattr(layer, name)).pop("retired", None)
-
-    return store
-
-
-def _parameter_store(vllm: VllmMixedPrecision | None) -> ParameterStore:
-    """vLLM's own helpers where it has them (0.34.0), else the same behaviour from its replace_parameter:
-    its weight updates need the loaded parameter objects kept, unread ones included. Without vLLM
-    (nothing reloads) plain parameters take the old ones' place and an unread one is dropped."""
-    if vllm is None:
-        return ParameterStore(_set_param, _drop_param)
-    replace = vllm.set_kernel_parameter or _replace_live(vllm.replace_parameter or _set_param)
-    return ParameterStore(replace, vllm.retire_parameter or _mark_retired)
-
-
 def _vllm_kernel_base() -> tuple[type, ParameterStore, str]:
     """vLLM's MPLinearKernel and parameter helpers if vLLM is usable here, else stand-alone ones; and why."""
     try:
         found = find_mixed_precision()
     except VllmNotFound as e:
-        return StandaloneMPLinearKernel, _parameter_store(None), str(e)
+        return StandaloneMPLinearKernel, parameter_store(None), str(e)
     except Exception as e:  # noqa: BLE001 - an unknown or broken vLLM must not break the package
-        return StandaloneMPLinearKernel, _parameter_store(None), f"vLLM is installed but unusable here: {e}"
+        return StandaloneMPLinearKernel, parameter_store(None), f"vLLM is installed but unusable here: {e}"
     reason = f"subclassing {found.base_module.__name__}.MPLinearKernel of vLLM {found.version}"
-    return found.kernel_base, _parameter_store(found), reason
+    return found.kernel_base, parameter_store(found), reason
 
 
 MPLinearKernelBase, PARAMETER_STORE, KERNEL_BASE_REASON = _vllm_kernel_base()
