@@ -302,11 +302,12 @@ def two_checkpoints(checkpoint, *args) -> list:
     return [checkpoint(*args) for _ in range(2)]
 
 
-def run_cases(cases: dict, k: int, n: int, gen) -> dict:
-    """name -> (dtype, new_layer(), checkpoints() -> the two to load): run_method in every reload mode."""
+def run_cases(cases: dict, gen) -> dict:
+    """name -> (k, n, dtype, new_layer(), checkpoints() -> the two to load): run_method in every
+    reload mode this vLLM has (none: load only)."""
     results = {}
     for mode in list(reload_modes()) or [None]:
-        for name, (dtype, new_layer, checkpoints) in cases.items():
+        for name, (k, n, dtype, new_layer, checkpoints) in cases.items():
             results[f"{name} {mode or 'load-only'}"] = run_method(new_layer, k, n, dtype, checkpoints(), mode, gen)
     return results
 
@@ -346,39 +347,46 @@ def gptq_layers(gen) -> dict:
         w = dequantize_gptq_checkpoint(t.qweight, t.qzeros, t.scales, g_idx, symmetric=True, checkpoint_format=fmt)
         return {"qweight": t.qweight, "qzeros": t.qzeros, "scales": t.scales}, w
 
-    def one(group_size, dtype, k, n, tensors, mode, fmt="gptq") -> dict:
-        def new_layer():
-            config = AutoGPTQConfig.from_config(
-                {"quant_method": "gptq", "bits": 4, "group_size": group_size, "desc_act": False, "sym": True}
+    def new_layer(group_size: int, dtype: torch.dtype, k: int, n: int):
+        config = AutoGPTQConfig.from_config(
+            {"quant_method": "gptq", "bits": 4, "group_size": group_size, "desc_act": False, "sym": True}
+        )
+        method = AutoGPTQLinearMethod(config)
+        layer = torch.nn.Module()
+        layer.quant_method = method
+        method.create_weights(layer, k, [n], k, n, dtype, weight_loader=default_weight_loader)
+        return method, layer
+
+    def quantized(group_size: int, dtype: torch.dtype, k: int, n: int) -> list:
+        return [
+            gptq_checkpoint(
+                quantize_gptq(
+                    torch.randn(k, n, generator=gen) * 0.05,
+                    group_size,
+                    symmetric=True,
+                    dtype=dtype,
+                    checkpoint_format="gptq",
+                    seed=seed,
+                ),
+                group_size,
+                k,
+                "gptq",
             )
-            method = AutoGPTQLinearMethod(config)
-            layer = torch.nn.Module()
-            layer.quant_method = method
-            method.create_weights(layer, k, [n], k, n, dtype, weight_loader=default_weight_loader)
-            return method, layer
+            for seed in (1, 2)
+        ]
 
-        checkpoints = [gptq_checkpoint(t, group_size, k, fmt) for t in tensors]
-        return run_method(new_layer, k, n, dtype, checkpoints, mode, gen)
-
-    results = {}
-    for mode in reload_modes():
-        for group_size in (32, -1):
-            for dtype in (torch.float16, torch.bfloat16):
-                k, n = 256, 64
-                tensors = [
-                    quantize_gptq(
-                        torch.randn(k, n, generator=gen) * 0.05,
-                        group_size,
-                        symmetric=True,
-                        dtype=dtype,
-                        checkpoint_format="gptq",
-                        seed=seed,
-                    )
-                    for seed in (1, 2)
-                ]
-                results[f"auto_gptq sym G{group_size} {str(dtype)[6:]} {mode}"] = one(
-                    group_size, dtype, k, n, tensors, mode
-                )
+    k, n = 256, 64
+    cases = {
+        f"auto_gptq sym G{group_size} {str(dtype)[6:]}": (
+            k,
+            n,
+            dtype,
+            functools.partial(new_layer, group_size, dtype, k, n),
+            functools.partial(quantized, group_size, dtype, k, n),
+        )
+        for group_size in (32, -1)
+        for dtype in (torch.float16, torch.bfloat16)
+    }
 
     # Every linear layer of a tiny local Llama-style GPTQ checkpoint, through vLLM's GPTQ method;
     # the update loads a second checkpoint of the same model.
@@ -390,17 +398,29 @@ def gptq_layers(gen) -> dict:
         config, state = load_tiny_checkpoint(built.path)
         states.append(state)
     q = config["quantization_config"]
-    for mode in reload_modes():
-        for name, (k, n) in LINEARS.items():
-            prefix = f"model.layers.0.{name}"
-            tensors = [
-                SimpleNamespace(**{part: state[f"{prefix}.{part}"] for part in ("qweight", "qzeros", "scales")})
-                for state in states
-            ]
-            results[f"tiny checkpoint {prefix} {mode}"] = one(
-                q["group_size"], torch.float16, k, n, tensors, mode, q["checkpoint_format"]
+
+    def from_states(prefix: str, k: int) -> list:
+        parts = ("qweight", "qzeros", "scales")
+        return [
+            gptq_checkpoint(
+                SimpleNamespace(**{part: state[f"{prefix}.{part}"] for part in parts}),
+                q["group_size"],
+                k,
+                q["checkpoint_format"],
             )
-    return results
+            for state in states
+        ]
+
+    for name, (k, n) in LINEARS.items():
+        prefix = f"model.layers.0.{name}"
+        cases[f"tiny checkpoint {prefix}"] = (
+            k,
+            n,
+            torch.float16,
+            functools.partial(new_layer, q["group_size"], torch.float16, k, n),
+            functools.partial(from_states, prefix, k),
+        )
+    return run_cases(cases, gen)
 
 
 def compressed_tensors_layers(gen) -> dict:
@@ -471,6 +491,8 @@ def compressed_tensors_layers(gen) -> dict:
     cases = {
         f"compressed-tensors {strategy} G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]}"
         f"{'' if orders[0] is None else ' g_idx ' + ' then '.join(orders).replace(' ', '-')}": (
+            k,
+            n,
             dtype,
             functools.partial(new_layer, strategy, group_size, symmetric, dtype, orders[0] is not None, k, n),
             functools.partial(checkpoints, k, n, group_size, symmetric, dtype, orders),
@@ -484,7 +506,7 @@ def compressed_tensors_layers(gen) -> dict:
         for orders in g_idx_orders
         if not (orders[0] is not None and strategy == "channel")  # act-order needs groups
     }
-    return run_cases(cases, k, n, gen)
+    return run_cases(cases, gen)
 
 
 def quark_layers(gen) -> dict:
@@ -541,6 +563,8 @@ def quark_layers(gen) -> dict:
     k, n = 256, 64  # at G = 32 both zero-point layouts are [8, 8]
     cases = {
         f"quark G{group_size} {'sym' if symmetric else 'asym'} {str(dtype)[6:]} {pack_method}": (
+            k,
+            n,
             dtype,
             functools.partial(new_layer, group_size, symmetric, dtype, pack_method, k, n),
             functools.partial(two_checkpoints, checkpoint, k, n, group_size, symmetric, dtype, pack_method),
@@ -552,7 +576,7 @@ def quark_layers(gen) -> dict:
             (32, True, torch.bfloat16, "order"),
         )
     }
-    return run_cases(cases, k, n, gen)
+    return run_cases(cases, gen)
 
 
 class LineCatcher(logging.Handler):
