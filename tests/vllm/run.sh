@@ -9,8 +9,8 @@
 # with vLLM present, where the kernel classes subclass vLLM's own MPLinearKernel.
 #
 # Environment: VLLM_VERSION (default 0.34.0, the newest on PyPI on 2026-12-04; 0.33.0, 0.20.0 and
-# 0.11.0, the older layout, passed too); W4A16_VLLM_VENV (default ${TMPDIR:-/tmp}/w4a16-rdna3-vllm-$VLLM_VERSION, reused when
-# it already holds that vLLM).
+# 0.11.0, the older layout, passed too); W4A16_VLLM_VENV (default
+# ${TMPDIR:-/tmp}/w4a16-rdna3-vllm-$VLLM_VERSION, reused when it already holds that vLLM).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
