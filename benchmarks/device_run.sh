@@ -14,10 +14,10 @@
 #   DEVICE_RUN_TUNE_DOT2 1: also build and run benchmarks/tune_dot2.cu: native (symmetric, with zero
 #                        points, with the weights left in L2) and emulation (default 0)
 #   DEVICE_RUN_SWEEP_BLOCKS 1: also the decode block-size sweep of benchmarks/decode_notes.md: the
-#                        native tuner on 13 layer shapes at the plan's splits, as on main and with
-#                        4-warp blocks allowed (scratch copies of csrc/): each block size alone, then
-#                        the plan's choice among 16, 8 and 4, with the L2 prefetch in the largest
-#                        blocks only (as main) and in every size (default 0)
+#                        native tuner on 16 layer shapes at the plan's splits: the plan's choice, each
+#                        block size alone, the plan's choice again, then with zero points (default 0)
+#   DEVICE_RUN_SWEEP_AGAINST a copy of another csrc/ in the working tree (untracked): the sweep also
+#                        times that tree's plan, before each of main's plan runs, in the same call
 #   TORCH_CUDA_ARCH_LIST default 9.0 (Hopper: the H100 and H200)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -112,38 +112,24 @@ if [ "${DEVICE_RUN_TUNE_DOT2:-0}" = "1" ]; then
   fi
 fi
 
-# sweep_variant DIR PREFETCH: a scratch copy of csrc/ in DIR whose two-column-group decode tiles
-# also have 4-warp blocks; PREFETCH=all also gives their smaller blocks the L2 prefetch (main keeps
-# it for the largest size). Fails when a line it edits is gone from csrc/.
-sweep_variant() {
-  local min_warps='static constexpr int kMinWarps = 8;'
-  local largest_only='kWarps == Tile<kRows>::kWarps && kWarps > Tile<kRows>::kMinWarps'
-  cp -r csrc "$1"
-  grep -qF "$min_warps" "$1/arch/cuda.cuh" && grep -qF "$largest_only" "$1/gemm_dot2_kernel.cuh" || return 1
-  sed -i "s/$min_warps/static constexpr int kMinWarps = kColGroups == 2 ? 4 : 8;/" "$1/arch/cuda.cuh"
-  if [ "$2" = "all" ]; then
-    sed -i "s/$largest_only/Tile<kRows>::kWarps > Tile<kRows>::kMinWarps/" "$1/gemm_dot2_kernel.cuh"
-  fi
-}
-
 if [ "${DEVICE_RUN_SWEEP_BLOCKS:-0}" = "1" ]; then
   step "decode block-size sweep (results in $OUT/sweep_blocks.md)"
   sweep=$(mktemp -d)
+  against=${DEVICE_RUN_SWEEP_AGAINST:-}
   shapes=4096x6144,4096x4096,4096x28672,14336x4096,4096x14336,5120x27648,27648x5120,8192x10240
-  shapes+=,8192x57344,28672x8192,1536x17920,2048x22528,3584x37888
-  if sweep_variant "$sweep/csrc4" largest && sweep_variant "$sweep/csrc4p" all &&
-      build_tuner csrc "$sweep/main" native && build_tuner "$sweep/csrc4" "$sweep/blocks4" native &&
-      build_tuner "$sweep/csrc4p" "$sweep/blocks4p" native; then
+  shapes+=,8192x57344,28672x8192,1536x17920,2048x22528,3584x37888,5120x13824,8192x28672,4096x11008
+  # against_plan LABEL [zeros]: the other tree's plan, when there is one.
+  against_plan() { [ -z "$against" ] || "$sweep/against" "$against: $1" "${@:2}"; }
+  if build_tuner csrc "$sweep/main" native && { [ -z "$against" ] || build_tuner "$against" "$sweep/against" native; }; then
     export TUNE_SPLITS=0 TUNE_SHAPES=$shapes
-    { "$sweep/main" "main (16 and 8 warps)" &&
-        for warps in 16 8 4; do TUNE_WARPS=$warps "$sweep/blocks4" "blocks of $warps warps"; done &&
-        "$sweep/blocks4" "plan among 16, 8 and 4 warps" &&
-        for warps in 8 4; do TUNE_WARPS=$warps "$sweep/blocks4p" "blocks of $warps warps, L2 prefetch"; done &&
-        "$sweep/blocks4p" "plan among 16, 8 and 4 warps, L2 prefetch in each"; } |
+    { against_plan "plan" && "$sweep/main" "main: plan" &&
+        for warps in 16 8 4; do TUNE_WARPS=$warps "$sweep/main" "main: blocks of $warps warps"; done &&
+        against_plan "plan, again" && "$sweep/main" "main: plan, again" &&
+        against_plan "plan" zeros && "$sweep/main" "main: plan" zeros; } |
       tee "$OUT/sweep_blocks.md" || failed "sweep"
     unset TUNE_SPLITS TUNE_SHAPES
   else
-    failed "sweep: scratch variants of csrc/ (a line they edit is gone?) or tuner build"
+    failed "sweep: tuner build"
   fi
 fi
 

@@ -345,15 +345,13 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
       // One batch in registers at a time: while this wave waits for it, the many other resident
       // waves (few registers each) keep the memory system busy.
       if (band > 0) load_batch<kHasZeros, kRows>(p, cols, batch, chunk0, step, rows - 1, lane_row);
-      // Two bands ahead, in blocks of the tile's larger size only. Measured on an H200 (decode
-      // tuner, same call, M = 1 / 2 / 4 / 8, against none), 16-warp blocks: 12.10 / 12.21 / 12.54 /
-      // 13.43 against 12.75 / 12.81 / 13.08 / 13.84 us on (4096, 14336), 12.47 / 12.65 / 13.01 /
-      // 14.17 against 12.79 / 12.86 / 13.45 / 14.44 on (14336, 4096); with zero points 0.6-1.4 us
-      // faster on both at M = 2..8. The 8-warp blocks of (5120, 27648): 26.66 / 27.49 / 27.97 /
-      // 28.51 against 27.35 / 27.30 / 27.46 / 28.23, and 0.9-1.2 us slower with zero points; four
-      // bands ahead was no better there. A bulk prefetch of the block's whole K range at its start
-      // was 2.4-5.5 us slower everywhere.
-      if constexpr (kWarps == Tile<kRows>::kWarps && kWarps > Tile<kRows>::kMinWarps) {
+      // Two bands ahead, in the block sizes the arch's math says (Math::prefetches_l2). Measured on
+      // an H200 (decode tuner, same call, M = 1 / 2 / 4 / 8, against none), 16-warp blocks: 12.10 /
+      // 12.21 / 12.54 / 13.43 against 12.75 / 12.81 / 13.08 / 13.84 us on (4096, 14336), 12.47 /
+      // 12.65 / 13.01 / 14.17 against 12.79 / 12.86 / 13.45 / 14.44 on (14336, 4096); with zero
+      // points 0.6-1.4 us faster on both at M = 2..8. Four bands ahead was no better. A bulk
+      // prefetch of the block's whole K range at its start was 2.4-5.5 us slower everywhere.
+      if constexpr (Math::prefetches_l2(kWarps)) {
         prefetch_row(cols, chunk0, step + 2 * kBandRows + lane_row, rows);
       }
       // The batch's activations, loaded before any of it is multiplied (from `a` their loads leave

@@ -98,22 +98,41 @@ inline Launch plan_block_size(int64_t m, int64_t n, int64_t k, int64_t warps, in
   return {col_tiles, row_tiles, plan_splits(m_eff, k, col_tiles, row_tiles, slots, warps), warps};
 }
 
-// slots_of(warps): SMs/WGPs x resident blocks of `warps` waves of the kernel on each. Of the block
-// sizes the tile allows, the one with the fewest K splits wins, then the one with the fewest waves
-// of blocks: a last wave mostly empty costs nearly a full one. Measured on an H100 (decode tuner,
-// two column groups, M = 1..8): 16 warps took 13.8-14.5 against 15.1-15.8 us with 8 warps and 2
-// splits on (4096, 14336); 8 warps (one wave, 0.82 full) took 29.8-30.9 against 30.6-32.3 us with
-// 16 (two waves) on (5120, 27648).
+// b_q rows on the busiest SM/WGP of a grid whose blocks spread evenly: ceil(blocks / sms) blocks.
+inline int64_t busiest_rows(const Launch& shape, int64_t sms) {
+  return ceil_div(shape.col_tiles * shape.row_tiles * shape.plan.splits, sms) * shape.plan.rows_per_split;
+}
+
+// Most K splits a block size below the tile's largest two may take (plan_launch).
+constexpr int64_t kMaxBalancingSplits = 3;
+
+// slots_of(warps): SMs/WGPs x resident blocks of `warps` waves of the kernel on each. Of the tile's
+// largest block size and its half, the one with the fewest K splits wins, then the one with the
+// fewest waves of blocks: a last wave mostly empty costs nearly a full one. Measured on an H100
+// (decode tuner, two column groups, M = 1..8): 16 warps took 13.8-14.5 against 15.1-15.8 us with 8
+// warps and 2 splits on (4096, 14336); 8 warps (one wave, 0.82 full) took 29.8-30.9 against
+// 30.6-32.3 us with 16 (two waves) on (5120, 27648).
+// A smaller size replaces that choice where its finer K splits, at most kMaxBalancingSplits of
+// them, leave the busiest SM fewer rows: a grid whose blocks leave some SMs one tile more than
+// others is evened out. Measured on an H200 (decode sweep, benchmarks/results_plan_H200.md: 16
+// layer shapes, M = 1..8, every block size alone): 4-warp blocks with 2 or 3 splits were 2-9%
+// faster at M = 1 than 16-warp blocks on all 6 shapes where they took that many (7.95 against 8.74
+// us on (1536, 17920), 25.95 against 26.61 on (5120, 27648), 20.96 against 21.69 on
+// (4096, 28672)); with 4 splits 4-8% slower on both shapes that took 4 ((4096, 14336): 12.61
+// against 11.71), with 5 to 13 mostly slower; unsplit, with as many rows on the busiest SM as
+// 8-warp blocks, slower on (8192, 57344) (73.23 against 72.16).
 template <int kRows, class SlotsOf>
-inline Launch plan_launch(int64_t m, int64_t n, int64_t k, SlotsOf slots_of) {
+inline Launch plan_launch(int64_t m, int64_t n, int64_t k, int64_t sms, SlotsOf slots_of) {
   Launch best{};
   int64_t best_waves = 0;
   for (int64_t warps = Tile<kRows>::kWarps; warps >= Tile<kRows>::kMinWarps; warps /= 2) {
     const int64_t slots = slots_of(warps);
     const Launch shape = plan_block_size<kRows>(m, n, k, warps, slots);
     const int64_t waves = ceil_div(shape.col_tiles * shape.row_tiles * shape.plan.splits, slots);
-    if (best.warps == 0 || shape.plan.splits < best.plan.splits ||
-        (shape.plan.splits == best.plan.splits && waves < best_waves)) {
+    if (2 * warps < Tile<kRows>::kWarps) {
+      if (shape.plan.splits <= kMaxBalancingSplits && busiest_rows(shape, sms) < busiest_rows(best, sms)) best = shape;
+    } else if (best.warps == 0 || shape.plan.splits < best.plan.splits ||
+               (shape.plan.splits == best.plan.splits && waves < best_waves)) {
       best = shape;
       best_waves = waves;
     }
@@ -150,7 +169,8 @@ int64_t device_slots(int64_t sms, int64_t warps) {
 // The grid of one call on a device of `sms` SMs/WGPs: plan_launch over the block sizes' slots.
 template <bool kBf16, bool kHasZeros, int kRows>
 Launch plan_for_device(int64_t m, int64_t n, int64_t k, int64_t sms) {
-  return plan_launch<kRows>(m, n, k, [&](int64_t warps) { return device_slots<kBf16, kHasZeros, kRows>(sms, warps); });
+  return plan_launch<kRows>(m, n, k, sms,
+                           [&](int64_t warps) { return device_slots<kBf16, kHasZeros, kRows>(sms, warps); });
 }
 
 // Where the K splits of one call meet: nowhere (one split), in one cluster per tile (where the

@@ -93,7 +93,10 @@ def test_cuda_graph_replay_matches_eager(build, m):
 
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("op,m", (("gemm_dot2", 1), ("gemm_dot2", 5), ("gemm_dot2", 16), ("gemm_wmma", 64), ("gemm", 512)))
-@pytest.mark.parametrize("kn", ((14336, 4096), (4096, 256)), ids=("K14336N4096", "K4096N256"))
+# (1536, 17920): 4-warp decode blocks in 3 K splits at M = 1 on GPUs of 132 SMs (gemm_dot2_plan.h).
+@pytest.mark.parametrize(
+    "kn", ((14336, 4096), (4096, 256), (1536, 17920)), ids=("K14336N4096", "K4096N256", "K1536N17920")
+)
 def test_bitwise_deterministic(build, op, m, kn):
     require_build(build)
     k, n = kn

@@ -26,7 +26,9 @@ BUILDS = {"native": ("w4a16_rdna3", "w4a16_rdna3._C"), "rdna3_emu": ("w4a16_rdna
 OPS = ("gemm", "gemm_dot2", "gemm_wmma")
 ALL_M = (1, 2, 3, 7, 8, 15, 16, 17, 31, 64, 100, 128, 512, 2048)
 SMALL_KN = ((128, 8), (256, 72))
-LARGE_KN = ((4096, 256), (5120, 128), (11008, 128), (4096, 14336), (14336, 4096))
+# (1536, 17920): on GPUs of 132 SMs (H100, H200) its decode at M <= 4 runs in 4-warp blocks, K split
+# in 3 (gemm_dot2_plan.h).
+LARGE_KN = ((4096, 256), (5120, 128), (11008, 128), (4096, 14336), (14336, 4096), (1536, 17920))
 GROUPS = (32, 64, 128, -1)  # -1: channelwise (one scale row)
 
 

@@ -98,7 +98,18 @@ struct MmaDecode {
   // 32-warp blocks of two column sets sharing the activations through L1.
   static constexpr int kColGroups = kRows > 8 ? 1 : 2;
   static constexpr int kWarps = kColGroups == 2 ? 16 : 8;
-  static constexpr int kMinWarps = 8;
+  // Row tiles up to 4 also have blocks of 4 warps: the plan takes them where their finer K splits
+  // leave the busiest SM less work (gemm_dot2_plan.h). At M = 8 a 4-warp block keeps too few loads
+  // in flight: measured on an H200 (decode sweep, benchmarks/results_sweep_blocks_H200.md) it was
+  // slower than 8 or 16 warps on every one of 13 layer shapes, up to 36 us on (8192, 57344).
+  static constexpr int kMinWarps = kRows <= 4 ? 4 : 8;
+  // Blocks of `warps` ask the L2 for their weights two bands ahead (gemm_dot2_kernel.cuh): 16 and
+  // 4 warps, not 8. Measured on an H200 (decode sweep, 8-warp blocks, M = 1 / 2 / 4 / 8, with
+  // against without): 26.42 / 27.47 / 27.80 / 28.55 against 26.97 / 27.34 / 27.50 / 28.23 us on
+  // (5120, 27648), 78.94 against 74.12 at M = 8 on (8192, 57344), and 0.9-1.2 us slower with zero
+  // points on (5120, 27648) (stop 18); 4-warp blocks: 25.90 / 26.74 / 27.16 against 26.55 / 26.67 /
+  // 27.06 on (5120, 27648), 24.12 / 25.09 / 25.83 against 25.23 / 25.70 / 26.33 on (3584, 37888).
+  __host__ __device__ static constexpr bool prefetches_l2(int warps) { return warps != 8; }
   // Wave steps whose loads a warp issues together: 2 loads of 16 bytes per lane. Measured on an
   // H100 (decode sweep, M = 1..16, three layer shapes, one column group): 2 steps beat 3, 4 and 8,
   // since fewer registers per thread leave room for more resident warps, and resident warps hide

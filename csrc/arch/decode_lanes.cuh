@@ -16,6 +16,8 @@ struct LaneDecode {
   // K split, and trail by up to 4% on (14336, 4096) and (5120, 27648). Not measured on gfx11.
   static constexpr int kWarps = 8;
   static constexpr int kMinWarps = 8;
+  // gfx11 has no L2 prefetch without a register to load into (gfx11.cuh).
+  __host__ __device__ static constexpr bool prefetches_l2(int) { return false; }
   static constexpr bool kCentredWeights = false;  // weights as offset integers 16 + q, not q - z
   static constexpr bool kUsesActSums = true;      // the zero term needs the 8-value activation sums
   // Wave steps whose loads a wave issues together: 64 bytes per lane (28 VGPRs with scales and
