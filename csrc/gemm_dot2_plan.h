@@ -74,6 +74,8 @@ struct Launch {
   int64_t col_tiles, row_tiles;
   Plan plan;
   int64_t warps;
+
+  int64_t blocks() const { return col_tiles * row_tiles * plan.splits; }
 };
 
 // f(std::integral_constant<int, W>{}) for the tile's block size W == warps (kWarps, kWarps / 2, ...
@@ -100,7 +102,7 @@ inline Launch plan_block_size(int64_t m, int64_t n, int64_t k, int64_t warps, in
 
 // b_q rows on the busiest SM/WGP of a grid whose blocks spread evenly: ceil(blocks / sms) blocks.
 inline int64_t busiest_rows(const Launch& shape, int64_t sms) {
-  return ceil_div(shape.col_tiles * shape.row_tiles * shape.plan.splits, sms) * shape.plan.rows_per_split;
+  return ceil_div(shape.blocks(), sms) * shape.plan.rows_per_split;
 }
 
 // Most K splits a block size below the tile's largest two may take (plan_launch).
@@ -128,7 +130,7 @@ inline Launch plan_launch(int64_t m, int64_t n, int64_t k, int64_t sms, SlotsOf 
   for (int64_t warps = Tile<kRows>::kWarps; warps >= Tile<kRows>::kMinWarps; warps /= 2) {
     const int64_t slots = slots_of(warps);
     const Launch shape = plan_block_size<kRows>(m, n, k, warps, slots);
-    const int64_t waves = ceil_div(shape.col_tiles * shape.row_tiles * shape.plan.splits, slots);
+    const int64_t waves = ceil_div(shape.blocks(), slots);
     if (2 * warps < Tile<kRows>::kWarps) {
       if (shape.plan.splits <= kMaxBalancingSplits && busiest_rows(shape, sms) < busiest_rows(best, sms)) best = shape;
     } else if (best.warps == 0 || shape.plan.splits < best.plan.splits ||
