@@ -16,20 +16,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from w4a16_rdna3 import _ops  # noqa: E402
-from w4a16_rdna3.bench import Int4Layer, copies_to_exceed_cache, int4_bytes, random_int4_layer, time_us  # noqa: E402
+from w4a16_rdna3.bench import Int4Layer, rotated_int4_layers, time_us  # noqa: E402
 
 SHAPES = [(5120, 27648), (4096, 14336), (14336, 4096)]  # (K, N)
 DECODE_M = [1, 2, 8]
 GROUP_SIZE = 128
 ROUNDS = 3
 PROFILED_CALLS = 40
-
-
-def rotated_layers(k: int, n: int, dtype: torch.dtype, act_order: bool) -> list[Int4Layer]:
-    nbytes = int4_bytes(k, n, GROUP_SIZE, dtype, zeros=False, act_order=act_order)
-    copies = copies_to_exceed_cache(nbytes, torch.device("cuda"))
-    return [random_int4_layer(k, n, GROUP_SIZE, dtype, torch.device("cuda"), zeros=False, seed=s, act_order=act_order)
-            for s in range(copies)]
 
 
 def gemm_call(a: torch.Tensor, layers: list[Int4Layer]) -> Callable[[int], torch.Tensor]:
@@ -63,8 +56,8 @@ def main() -> int:
         return 1
     for dtype in (torch.float16, torch.bfloat16):
         for k, n in SHAPES:
-            symmetric = rotated_layers(k, n, dtype, act_order=False)
-            act_order = rotated_layers(k, n, dtype, act_order=True)
+            symmetric = rotated_int4_layers(k, n, GROUP_SIZE, dtype, torch.device("cuda"), zeros=False)
+            act_order = rotated_int4_layers(k, n, GROUP_SIZE, dtype, torch.device("cuda"), zeros=False, act_order=True)
             for m in DECODE_M:
                 a = activations(m, k, dtype)
                 rounds = [(time_us(gemm_call(a, symmetric), len(symmetric)),

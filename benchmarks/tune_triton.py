@@ -29,10 +29,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from w4a16_rdna3.bench import (  # noqa: E402
-    copies_to_exceed_cache,
     int4_bytes,
     measure_copy_bandwidth,
     random_int4_layer,
+    rotated_int4_layers,
     tflops,
     time_us,
 )
@@ -165,8 +165,7 @@ def time_all(ms: list[int], baseline_path: Path | None, device: torch.device, au
     csv = ["k,n,m,us,pct_copy,config\n"]
     for k, n in SHAPES:
         nbytes = int4_bytes(k, n, GROUP_SIZE, DTYPE, zeros=False)
-        copies = copies_to_exceed_cache(nbytes, device)
-        layers = [random_int4_layer(k, n, GROUP_SIZE, DTYPE, device, zeros=False, seed=s) for s in range(copies)]
+        layers = rotated_int4_layers(k, n, GROUP_SIZE, DTYPE, device, zeros=False)
         for m in ms:
             a = torch.randn((m, k), device=device, dtype=DTYPE)
             auto = choose_config(m, n, k, device)
@@ -179,7 +178,7 @@ def time_all(ms: list[int], baseline_path: Path | None, device: torch.device, au
             for name, config in named:
                 run = _runner(a, n, config, baseline)
                 try:
-                    us = time_us(lambda i: run(layers[i].b_q, layers[i].scales), copies, warmup=3,
+                    us = time_us(lambda i: run(layers[i].b_q, layers[i].scales), len(layers), warmup=3,
                                  reps=30 if m > 16 else 60)
                 except Exception as exc:
                     print(f"K={k} N={n} M={m} {config}: {type(exc).__name__}", file=sys.stderr)

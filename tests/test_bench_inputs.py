@@ -52,3 +52,16 @@ def test_weight_copies_exceed_twice_the_last_level_cache(monkeypatch: pytest.Mon
     monkeypatch.setattr(torch.version, "hip", None)
     assert bench.copies_to_exceed_cache(layer_bytes, device) == 2  # 2 x 6 MB fits in one copy: the floor
     assert bench.copies_to_exceed_cache(2**20, device) == 12
+
+
+def test_rotated_layers_are_distinct_and_enough_to_exceed_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "l2_cache_bytes", lambda device: 2**20)
+    monkeypatch.setattr(torch.version, "hip", None)
+    device = torch.device("cpu")
+    layers = bench.rotated_int4_layers(K, N, G, torch.float16, device, zeros=False, act_order=True)
+    layer_bytes = int4_bytes(K, N, G, torch.float16, zeros=False, act_order=True)
+    assert len(layers) == bench.copies_to_exceed_cache(layer_bytes, device) > 2
+    assert all(layer.perm is not None and layer.zeros is None for layer in layers)
+    assert not torch.equal(layers[0].b_q, layers[1].b_q)
+    assert torch.equal(layers[1].b_q, random_int4_layer(K, N, G, torch.float16, device, zeros=False, seed=1,
+                                                        act_order=True).b_q)

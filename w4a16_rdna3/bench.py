@@ -93,6 +93,17 @@ def random_int4_layer(
     return Int4Layer(b_q=b_q.to(torch.int32), scales=scale.to(dtype), zeros=z, perm=perm)
 
 
+def rotated_int4_layers(
+    k: int, n: int, group_size: int, dtype: torch.dtype, device: torch.device, *, zeros: bool,
+    act_order: bool = False,
+) -> list[Int4Layer]:
+    """Random layers (seeds 0, 1, ...), enough of them that calls cycling through them read their
+    weights from memory, not from the last-level cache (copies_to_exceed_cache)."""
+    copies = copies_to_exceed_cache(int4_bytes(k, n, group_size, dtype, zeros, act_order), device)
+    return [random_int4_layer(k, n, group_size, dtype, device, zeros=zeros, seed=s, act_order=act_order)
+            for s in range(copies)]
+
+
 def time_us(call: Callable[[int], object], copies: int, *, warmup: int = 10, reps: int = 100) -> float:
     """Median device time in microseconds of one `call(i)`, i cycling over range(copies).
 

@@ -22,10 +22,9 @@ import torch
 
 from w4a16_rdna3.bench import (
     bandwidth_limit_us,
-    copies_to_exceed_cache,
     int4_bytes,
     measure_copy_bandwidth,
-    random_int4_layer,
+    rotated_int4_layers,
     tflops,
     time_dense_matmul_us,
     time_us,
@@ -103,11 +102,9 @@ def _layout_bytes(k: int, n: int, dtype: torch.dtype, layout: Layout) -> int:
 
 def _time_path(fn: GemmFn, m: int, k: int, n: int, dtype: torch.dtype, device: torch.device, reps: int,
                layout: Layout) -> float:
-    copies = copies_to_exceed_cache(_layout_bytes(k, n, dtype, layout), device)
-    layers = [random_int4_layer(k, n, GROUP_SIZE, dtype, device, zeros=layout.zeros, seed=s,
-                                act_order=layout.act_order) for s in range(copies)]
+    layers = rotated_int4_layers(k, n, GROUP_SIZE, dtype, device, zeros=layout.zeros, act_order=layout.act_order)
     a = torch.randn((m, k), generator=torch.Generator(device=device).manual_seed(1), device=device).to(dtype)
-    return time_us(lambda i: fn(a, layers[i].b_q, layers[i].scales, layers[i].zeros, layers[i].perm, None), copies,
+    return time_us(lambda i: fn(a, layers[i].b_q, layers[i].scales, layers[i].zeros, layers[i].perm, None), len(layers),
                    reps=reps)
 
 
