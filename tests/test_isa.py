@@ -9,6 +9,7 @@ tests need no compiler.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,41 @@ def test_the_wmma_epilogue_loads_its_bias_once_per_fragment_column(gfx1100_repor
     for r in gfx1100_reports:
         if r.kind == "wmma":
             assert r.loads_alone <= 2, (r.kernel, r.loads_alone)
+
+
+FRAGMENT_LOADS_TU = """
+#include "arch/arch.cuh"
+using namespace w4a16::arch;
+__global__ void fragment_loads(const uint4* in, float* out, int ld) {
+  __shared__ uint4 lds[1024];
+  for (int i = thread_id(); i < 1024; i += 32) lds[i] = in[i];
+  barrier();
+  WmmaFragA a;
+  WmmaFragB b;
+  WmmaAcc c;
+  wmma_zero(c);
+  const uint16_t* tile = reinterpret_cast<const uint16_t*>(lds);
+  wmma_load_a(a, tile, ld, lane_id());
+  wmma_load_b(b, tile + 640, ld, lane_id());
+  wmma_mma<false>(c, a, b);
+  for (int i = 0; i < 8; ++i) out[i * 32 + lane_id()] = c.v[i];
+}
+"""
+
+
+@requires_toolchain
+def test_wmma_fragment_loads_promise_no_more_than_16_byte_alignment(tmp_path: Path) -> None:
+    # A fragment is the 32 bytes of one LDS row, and rows are 16-byte aligned only (pitch a multiple
+    # of 8 elements: 40 puts every odd row at 16 mod 32). A load through a plain 32-byte vector type
+    # told LLVM `align 32`, which any lowering could rely on; clang 19 happened to split it into two
+    # 16-byte reads.
+    tu = tmp_path / "fragment_loads.hip"
+    tu.write_text(FRAGMENT_LOADS_TU)
+    ir = tmp_path / "fragment_loads.ll"
+    isa.compile_to_asm(TOOLCHAIN, tu, isa.CSRC, "gfx1100", ir, extra_flags=("-emit-llvm",))
+    loads = re.findall(r"load <16 x (?:half|i16)>, ptr addrspace\(3\) %\w+, align (\d+)", ir.read_text())
+    assert len(loads) == 2, f"expected the two fragment loads from LDS in the IR, found {loads}"
+    assert all(int(align) <= 16 for align in loads), f"fragment loads claim alignments {loads}"
 
 
 @requires_toolchain

@@ -216,10 +216,14 @@ def translation_unit(source: KernelSource) -> str:
     )
 
 
-def compile_to_asm(toolchain: Toolchain, tu: Path, include_dir: Path, arch: str, out: Path) -> str:
+def compile_to_asm(
+    toolchain: Toolchain, tu: Path, include_dir: Path, arch: str, out: Path, extra_flags: tuple[str, ...] = ()
+) -> str:
+    """Device code of `tu` for `arch` as text: the assembly, or what `extra_flags` ask for instead
+    (`-emit-llvm`: LLVM IR)."""
     cmd = [
         toolchain.clang, "-x", "hip", "--cuda-device-only", f"--offload-arch={arch}", "-nogpulib",
-        "-O3", "-S", "-std=c++17", "-I", str(include_dir), "-o", str(out), str(tu),
+        "-O3", "-S", "-std=c++17", *extra_flags, "-I", str(include_dir), "-o", str(out), str(tu),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:

@@ -128,6 +128,9 @@ namespace w4a16::arch {
 // (a multiple of 8, so every row starts 16-byte aligned).
 
 typedef short WmmaV16s __attribute__((ext_vector_type(16)));
+// The same 32 bytes as they sit in an LDS row: 16-byte aligned only (a row of 40 elements puts every
+// odd row at 16 mod 32), where a WmmaV16s load would promise the compiler 32.
+typedef short WmmaV16sRow __attribute__((ext_vector_type(16), aligned(16)));
 typedef _Float16 WmmaV16h __attribute__((ext_vector_type(16)));
 typedef float WmmaV8f __attribute__((ext_vector_type(8)));
 
@@ -145,12 +148,12 @@ __device__ inline void wmma_zero(WmmaAcc& c) {
 
 // A[m][k] rows are K-contiguous in LDS: lane t reads the 32 bytes of row t % 16.
 __device__ inline void wmma_load_a(WmmaFragA& f, const uint16_t* tile, int ld, int lane) {
-  f.v = *reinterpret_cast<const WmmaV16s*>(tile + (lane & 15) * ld);
+  f.v = *reinterpret_cast<const WmmaV16sRow*>(tile + (lane & 15) * ld);
 }
 
 // B is stored transposed ([n][k]), so column n = t % 16 is one contiguous 32-byte row.
 __device__ inline void wmma_load_b(WmmaFragB& f, const uint16_t* tile, int ld, int lane) {
-  f.v = *reinterpret_cast<const WmmaV16s*>(tile + (lane & 15) * ld);
+  f.v = *reinterpret_cast<const WmmaV16sRow*>(tile + (lane & 15) * ld);
 }
 
 // clang 19 declares the bf16 operands as 16 x short ("V16s"); should a later clang declare them
