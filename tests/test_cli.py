@@ -26,6 +26,9 @@ def test_info_names_platform_build_and_every_refusal(capsys: pytest.CaptureFixtu
 def test_info_under_mocked_gfx1100_without_extension_names_the_missing_build(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("W4A16_RDNA3_ARCH", "gfx1100")
+    # Also on a gfx1100 machine whose _C is built: the missing build is stood in for here.
+    monkeypatch.setattr(_ops, "native_build_info", lambda: None)
+    monkeypatch.setattr(_ops, "native_unavailable_reason", lambda: "module w4a16_rdna3._C is not installed")
     from w4a16_rdna3 import platform
     platform.cache_clear()
     try:
@@ -35,6 +38,8 @@ def test_info_under_mocked_gfx1100_without_extension_names_the_missing_build(
         platform.cache_clear()
     assert "GPU (amdsmi)    gfx1100" in lines
     assert "RDNA3W4A16LinearKernel refused" in lines
+    if torch.version.hip is not None:
+        assert "module w4a16_rdna3._C is not installed" in lines
 
 
 def test_info_build_line_says_which_group_sizes_decode_takes(monkeypatch: pytest.MonkeyPatch) -> None:
