@@ -45,8 +45,10 @@ BOUND = {torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 
 @pytest.fixture
-def arch(monkeypatch: pytest.MonkeyPatch):
-    """Set the arch through W4A16_RDNA3_ARCH (None: unset) and forget the cached probe."""
+def arch(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """Set the arch through W4A16_RDNA3_ARCH (None: unset) and forget the cached probe. The KFD
+    topology is pointed at a missing directory: on an AMD machine the real card would answer."""
+    monkeypatch.setattr(platform, "KFD_TOPOLOGY_NODES", tmp_path / "no_kfd_topology")
 
     def set_arch(value: str | None) -> None:
         if value is None:

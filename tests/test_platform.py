@@ -1,4 +1,5 @@
-"""gcn_arch() with amdsmi mocked: every answer, every failure, quiet stdout, env override."""
+"""gcn_arch() with amdsmi mocked: every answer, every failure, quiet stdout, env override, and the
+KFD topology fallback on a fake sysfs tree."""
 
 import os
 import subprocess
@@ -6,6 +7,7 @@ import sys
 import textwrap
 import threading
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +16,10 @@ from w4a16_rdna3 import platform
 
 
 @pytest.fixture(autouse=True)
-def fresh_probe(monkeypatch):
+def fresh_probe(monkeypatch, tmp_path):
     monkeypatch.delenv(platform.ARCH_ENV, raising=False)
+    # No KFD topology unless a test writes one: the host's real GPUs must not answer for amdsmi's failures.
+    monkeypatch.setattr(platform, "KFD_TOPOLOGY_NODES", tmp_path / "kfd" / "topology" / "nodes")
     platform.cache_clear()
     yield
     platform.cache_clear()
@@ -151,7 +155,7 @@ def test_no_gpu(monkeypatch):
     fake = FakeAmdSmi(handles=())
     install(monkeypatch, fake)
     assert platform.gcn_arch() is None
-    assert platform.gcn_arch_reason() == "amdsmi found no AMD GPU"
+    assert platform.gcn_arch_reason().startswith("amdsmi found no AMD GPU; no KFD topology at ")
     assert fake.calls == ["init", "handles", "shut_down"]
 
 
@@ -159,7 +163,7 @@ def test_query_failure_still_shuts_down(monkeypatch):
     fake = FakeAmdSmi(query_error=OSError("permission denied"))
     install(monkeypatch, fake)
     assert platform.gcn_arch() is None
-    assert "amdsmi query failed: OSError('permission denied')" == platform.gcn_arch_reason()
+    assert platform.gcn_arch_reason().startswith("amdsmi query failed: OSError('permission denied'); ")
     assert fake.calls[-1] == "shut_down"
 
 
@@ -267,3 +271,101 @@ def test_output_of_amdsmi_calls_is_silenced_too(monkeypatch, capfd):
     assert platform.gcn_arch() == "gfx1100"
     out, _ = capfd.readouterr()
     assert out == ""
+
+
+def write_kfd_node(index: int, gfx_target_version: int) -> Path:
+    """A KFD node under the fixture's KFD_TOPOLOGY_NODES with the lines around gfx_target_version a real one has."""
+    node = platform.KFD_TOPOLOGY_NODES / str(index)
+    node.mkdir(parents=True)
+    cores = "cpu_cores_count 0\nsimd_count 192\n" if gfx_target_version else "cpu_cores_count 16\nsimd_count 0\n"
+    (node / "properties").write_text(f"{cores}gfx_target_version {gfx_target_version}\nvendor_id 4098\n")
+    return node / "properties"
+
+
+def test_kfd_topology_finds_the_gpu_after_the_cpu_node(monkeypatch):
+    install(monkeypatch, None)  # a pip venv: no amdsmi
+    write_kfd_node(0, 0)
+    properties = write_kfd_node(1, 110000)
+    assert platform.gcn_arch() == "gfx1100" and platform.on_gfx1100()
+    reason = platform.gcn_arch_reason()
+    assert reason.startswith(f"gfx1100 from the KFD topology ({properties}; amdsmi is not installed")
+
+
+def test_kfd_topology_takes_the_first_gpu_in_numeric_node_order(monkeypatch):
+    install(monkeypatch, None)
+    write_kfd_node(0, 0)
+    write_kfd_node(10, 110501)  # "10" sorts before "2" as text
+    properties = write_kfd_node(2, 110000)
+    assert platform.gcn_arch() == "gfx1100"
+    assert platform.gcn_arch_reason().startswith(f"gfx1100 from the KFD topology ({properties}; node 10 is gfx1151; ")
+
+
+@pytest.mark.parametrize(
+    "gfx_target_version, arch",
+    [(110000, "gfx1100"), (110001, "gfx1101"), (110501, "gfx1151"), (100300, "gfx1030"), (90010, "gfx90a"),
+     (90402, "gfx942"), (120001, "gfx1201")],
+)
+def test_kfd_gfx_target_version_decodes_to_the_rocm_arch_name(monkeypatch, gfx_target_version, arch):
+    install(monkeypatch, None)
+    write_kfd_node(0, 0)
+    write_kfd_node(1, gfx_target_version)
+    assert platform.gcn_arch() == arch
+
+
+@pytest.mark.parametrize(
+    "fake, amdsmi_reason",
+    [(None, "amdsmi is not installed"),
+     (FakeAmdSmi(init_error=RuntimeError("AMDSMI_STATUS_DRIVER_NOT_LOADED")), "amdsmi_init failed"),
+     (FakeAmdSmi(handles=()), "amdsmi found no AMD GPU"),
+     (FakeAmdSmi(query_error=OSError("permission denied")), "amdsmi query failed"),
+     (FakeAmdSmi("N/A"), "amdsmi reported no usable arch name")],
+)
+def test_every_amdsmi_failure_falls_back_to_the_kfd_topology(monkeypatch, fake, amdsmi_reason):
+    install(monkeypatch, fake)
+    write_kfd_node(0, 0)
+    write_kfd_node(1, 110000)
+    assert platform.gcn_arch() == "gfx1100"
+    reason = platform.gcn_arch_reason()
+    assert reason.startswith("gfx1100 from the KFD topology (") and amdsmi_reason in reason
+
+
+def test_kfd_topology_without_a_gpu_node(monkeypatch):
+    install(monkeypatch, None)
+    write_kfd_node(0, 0)
+    assert platform.gcn_arch() is None
+    reason = platform.gcn_arch_reason()
+    assert reason.startswith("amdsmi is not installed")
+    assert reason.endswith(f"; the KFD topology at {platform.KFD_TOPOLOGY_NODES} lists no GPU node")
+
+
+def test_no_kfd_topology(monkeypatch):
+    install(monkeypatch, None)
+    assert platform.gcn_arch() is None
+    reason = platform.gcn_arch_reason()
+    assert reason.startswith("amdsmi is not installed")
+    assert f"; no KFD topology at {platform.KFD_TOPOLOGY_NODES} (" in reason
+
+
+def test_kfd_node_this_process_may_not_read_is_skipped(monkeypatch):
+    # The kernel answers EPERM for a GPU outside the container's device cgroup; a directory in place
+    # of the file fails the read the same way (as root too).
+    install(monkeypatch, None)
+    write_kfd_node(0, 0)
+    (platform.KFD_TOPOLOGY_NODES / "1" / "properties").mkdir(parents=True)
+    write_kfd_node(2, 110001)
+    assert platform.gcn_arch() == "gfx1101"
+
+
+def test_env_override_wins_over_the_kfd_topology(monkeypatch):
+    install(monkeypatch, None)
+    write_kfd_node(1, 90402)
+    monkeypatch.setenv(platform.ARCH_ENV, "gfx1100")
+    assert platform.gcn_arch() == "gfx1100"
+    assert platform.gcn_arch_reason() == "gfx1100 from W4A16_RDNA3_ARCH"
+
+
+def test_working_amdsmi_wins_over_the_kfd_topology(monkeypatch):
+    install(monkeypatch, FakeAmdSmi("gfx1151"))
+    write_kfd_node(1, 110000)
+    assert platform.gcn_arch() == "gfx1151"
+    assert platform.gcn_arch_reason() == "gfx1151 from amdsmi (GPU 0)"

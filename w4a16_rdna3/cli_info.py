@@ -49,7 +49,7 @@ def info_lines() -> list[str]:
         f"python          {host_platform.python_version()}",
         f"torch           {torch.__version__} ({torch_backend})",
         f"GPU (torch)     {_device_line()}",
-        f"GPU (amdsmi)    {platform.gcn_arch() or 'none'} ({platform.gcn_arch_reason()})",
+        f"GPU arch        {platform.gcn_arch() or 'none'} ({platform.gcn_arch_reason()})",
         f"native kernels  {_build_line(_ops.native_build_info(), _ops.native_unavailable_reason())}",
         f"RDNA3 emulation {_build_line(_ops.emulation_build_info(), _ops.emulation_unavailable_reason())}",
     ]

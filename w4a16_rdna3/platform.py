@@ -2,6 +2,8 @@
 
 Initialising HIP in the parent process would break vLLM's worker processes (they fork), so the
 kernel selection must not touch torch.cuda; amdsmi reads the driver's sysfs/ioctl data instead.
+Where amdsmi cannot answer (a pip venv has no amdsmi: it ships with ROCm, not on PyPI), the
+amdgpu driver's KFD topology in sysfs is read directly.
 Every failure returns None and keeps a reason in plain words for `w4a16-rdna3 info`.
 """
 
@@ -14,11 +16,14 @@ import os
 import re
 import sys
 import threading
+from pathlib import Path
 from types import ModuleType
 from typing import NamedTuple
 
 ARCH_ENV = "W4A16_RDNA3_ARCH"
 _ARCH_NAME = re.compile(r"gfx[0-9a-f]+")
+# One directory per KFD node (CPUs and GPUs), each with a `properties` file of "key value" lines.
+KFD_TOPOLOGY_NODES = Path("/sys/class/kfd/kfd/topology/nodes")
 # Redirecting fd 1 is process-wide: two threads silencing it at once could restore each other's
 # /dev/null and silence stdout for good, so one at a time.
 _STDOUT_LOCK = threading.Lock()
@@ -134,6 +139,45 @@ def _ask_amdsmi() -> _Probe:
             amdsmi.amdsmi_shut_down()
 
 
+def _arch_from_gfx_target_version(version: int) -> str:
+    """KFD's major*10000 + minor*100 + stepping -> ROCm's name, minor and stepping one hex digit each
+    (110000 -> gfx1100, 90010 -> gfx90a, 110501 -> gfx1151)."""
+    major, minor, stepping = version // 10000, version // 100 % 100, version % 100
+    return f"gfx{major}{minor:x}{stepping:x}"
+
+
+def _gfx_target_version(properties: Path) -> int:
+    """A node's gfx_target_version: 0 for a CPU node, and for a GPU this process may not use (the
+    kernel answers EPERM for one outside the container's device cgroup)."""
+    try:
+        text = properties.read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "gfx_target_version":
+            return int(value) if value.strip().isdigit() else 0
+    return 0
+
+
+def _ask_kfd_topology(amdsmi_reason: str) -> _Probe:
+    """The first GPU node's arch, from sysfs alone; `amdsmi_reason` says why amdsmi did not answer."""
+    try:
+        nodes = sorted((node for node in KFD_TOPOLOGY_NODES.iterdir() if node.name.isdigit()),
+                       key=lambda node: int(node.name))
+    except OSError as e:
+        return _Probe(None, f"{amdsmi_reason}; no KFD topology at {KFD_TOPOLOGY_NODES} ({e.strerror})")
+    # KFD's node order: CPU nodes first, then the GPUs in the order the driver added them, which is
+    # also the order ROCr numbers its GPU agents in.
+    gpus = [(node, version) for node in nodes if (version := _gfx_target_version(node / "properties"))]
+    if not gpus:
+        return _Probe(None, f"{amdsmi_reason}; the KFD topology at {KFD_TOPOLOGY_NODES} lists no GPU node")
+    first_node, first_version = gpus[0]
+    arch = _arch_from_gfx_target_version(first_version)
+    others = "".join(f"; node {node.name} is {_arch_from_gfx_target_version(version)}" for node, version in gpus[1:])
+    return _Probe(arch, f"{arch} from the KFD topology ({first_node / 'properties'}{others}; {amdsmi_reason})")
+
+
 @functools.cache
 def _probe() -> _Probe:
     override = os.environ.get(ARCH_ENV, "").strip()
@@ -145,7 +189,8 @@ def _probe() -> _Probe:
     # amdsmi prints to stdout when its library is missing (and its C library may print too);
     # that output would land in `w4a16-rdna3 info` tables and vLLM's logs.
     with _quiet_stdout():
-        return _ask_amdsmi()
+        from_amdsmi = _ask_amdsmi()
+    return from_amdsmi if from_amdsmi.arch is not None else _ask_kfd_topology(from_amdsmi.reason)
 
 
 def gcn_arch() -> str | None:
