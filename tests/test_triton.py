@@ -14,7 +14,12 @@ rounding to nearest, so interpreted bf16 outputs carry up to one bf16 ulp more e
 GPU; the bound below is the same for both.
 """
 
+import dataclasses
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,9 +30,16 @@ if not torch.cuda.is_available():
 triton = pytest.importorskip("triton", reason="Triton is not installed: the fallback kernel cannot run")
 from conftest import rel_error, requires_cuda  # noqa: E402
 
+from w4a16_rdna3 import triton_w4a16  # noqa: E402
 from w4a16_rdna3.quantize import random_layer  # noqa: E402
 from w4a16_rdna3.reference import gemm_reference  # noqa: E402
-from w4a16_rdna3.triton_w4a16 import TritonConfig, choose_config, gemm_triton, gemm_with_config  # noqa: E402
+from w4a16_rdna3.triton_w4a16 import (  # noqa: E402
+    TritonConfig,
+    choose_config,
+    gemm_triton,
+    gemm_with_config,
+    shared_memory_bytes,
+)
 
 BOUNDS = {torch.float16: 1e-3, torch.bfloat16: 8e-3}
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -122,6 +134,79 @@ def test_choose_config_decode_and_prefill() -> None:
     assert choose_config(4096, 14336, 4096, device).kernel == "tiled"
     # Few column blocks at decode: K is split so that enough programs run.
     assert choose_config(1, 64, 8192, device).split_k > 1
+
+
+AMD_LDS_BYTES = 65536  # gfx90a, gfx942, gfx1100-1102, gfx1151: 64 KiB of LDS per workgroup
+H100_SHARED_BYTES = 232448  # max_shared_mem (opt-in per block) of an H100 or H200
+# Every branch of the table: GEMV at M = 1 and 2, split-K 16- to 64-row tiles, both 128-row tiles
+# (N = 64 gives too few of 128 columns), 256-row tiles; on three of the benchmark's layer shapes.
+TABLE_PROBLEMS = [(m, n, k) for m in (1, 2, 3, 16, 17, 33, 64, 65, 300, 1023, 1024, 4096)
+                  for k, n in ((4096, 14336), (14336, 4096), (4096, 64))]
+
+
+def _chosen_configs(limit: int | None, monkeypatch: pytest.MonkeyPatch) -> list[TritonConfig]:
+    """The distinct configs choose_config picks for TABLE_PROBLEMS on a device with `limit` bytes of shared memory."""
+    monkeypatch.setattr(triton_w4a16, "_shared_memory_limit", lambda device: limit)
+    return list(dict.fromkeys(choose_config(m, n, k, torch.device(DEVICE)) for m, n, k in TABLE_PROBLEMS))
+
+
+def test_configs_fit_amd_lds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 256-row tile at 3 stages needs 81,920 bytes on AMD; on a 64 KiB device it must step down."""
+    for config in _chosen_configs(AMD_LDS_BYTES, monkeypatch):
+        assert shared_memory_bytes(config) <= AMD_LDS_BYTES, config
+
+
+def test_h100_runs_the_tuned_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _chosen_configs(H100_SHARED_BYTES, monkeypatch) == _chosen_configs(None, monkeypatch)
+
+
+# Compiles each config for gfx1100 (no GPU needed) and prints metadata.shared of each as JSON. A
+# separate process: under TRITON_INTERPRET=1 the module's kernels are interpreter objects, not
+# compilable. G = 128 (the GEMV's scale loads depend on it) and zero points, the largest variant.
+_COMPILE_FOR_GFX1100 = """
+import json, multiprocessing, sys
+from concurrent.futures import ProcessPoolExecutor
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from w4a16_rdna3 import triton_w4a16
+
+def shared_bytes(c):
+    if c["kernel"] == "gemv":
+        kernel = triton_w4a16._gemv_kernel
+        constants = dict(BLOCK_KP=c["block_k"] // 8, GROUP_ROWS=16, NUM_STAGES=c["num_stages"], EVICT=c["evict"])
+        options = dict(num_warps=c["num_warps"])
+    else:
+        kernel = triton_w4a16._tiled_kernel
+        constants = dict(BLOCK_M=c["block_m"], BLOCK_K=c["block_k"], GROUP_M=c["group_m"])
+        options = dict(num_warps=c["num_warps"], num_stages=c["num_stages"])
+    constants |= dict(HAS_ZEROS=True, HAS_BIAS=True, IS_SPLIT=c["split_k"] > 1, BLOCK_N=c["block_n"])
+    pointers = {"b_ptr": "*i32", "z_ptr": "*i32", "ws_ptr": "*fp32"}  # the other pointers: fp16 tensors
+    signature = {name: "constexpr" if name in constants else pointers.get(name, "*fp16" if name.endswith("_ptr")
+                 else "i32") for name in kernel.arg_names}
+    compiled = triton.compile(ASTSource(kernel, signature, constants), target=GPUTarget("hip", "gfx1100", 32),
+                              options=options)
+    return compiled.metadata.shared
+
+with ProcessPoolExecutor(mp_context=multiprocessing.get_context("fork")) as pool:  # -c code: no spawn
+    print(json.dumps(list(pool.map(shared_bytes, json.load(sys.stdin)))))
+"""
+
+
+def test_configs_compiled_for_gfx1100_fit_lds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton's own shared-memory count for gfx1100 stays within shared_memory_bytes and 64 KiB."""
+    if "amd" not in triton.backends.backends:
+        pytest.skip("this Triton has no AMD backend: cannot compile for gfx1100")
+    # The kernels see split_k only as split or not.
+    configs = list(dict.fromkeys(dataclasses.replace(c, split_k=min(c.split_k, 2))
+                                 for c in _chosen_configs(AMD_LDS_BYTES, monkeypatch)))
+    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-c", _COMPILE_FOR_GFX1100], input=json.dumps(
+        [dataclasses.asdict(c) for c in configs]), capture_output=True, text=True, env=env,
+        cwd=Path(__file__).parents[1], timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for config, shared in zip(configs, json.loads(result.stdout), strict=True):
+        assert shared <= shared_memory_bytes(config) <= AMD_LDS_BYTES, (config, shared)
 
 
 @pytest.mark.parametrize("kernel", ["gemv-splitk", "tiled-splitk"])

@@ -13,6 +13,7 @@ The layers are symmetric by default; --zeros adds zero points, --act-order a ran
 """
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class Row:
     gbs: float  # int4 bytes / time
     pct_copy: float  # gbs / copy bandwidth
     tflops: float
-    vs_triton: float  # triton time / this time (> 1: faster than Triton)
+    vs_triton: float  # triton time / this time (> 1: faster than Triton; nan where Triton failed)
     vs_dense: float  # dense time / this time (> 1: faster than dense)
 
 
@@ -142,13 +143,13 @@ def run_benchmarks(
             for name, fn in paths.items():
                 try:
                     times[name] = _time_path(fn, m, k, n, dtype, device, reps, layout)
-                except (RuntimeError, NotImplementedError) as exc:
+                except Exception as exc:  # any: Triton's OutOfResources, for one, is no RuntimeError
                     notes.append(f"{name} failed at K={k} N={n} M={m}: {exc}")
             times["copy limit"] = bandwidth_limit_us(nbytes, copy_gbs)
             for name, us in times.items():
                 gbs = nbytes / (us * 1e-6) / 1e9
                 rows.append(Row(k, n, m, name, us, gbs, 100 * gbs / copy_gbs, tflops(m, k, n, us),
-                                times["triton"] / us, times["dense"] / us))
+                                times.get("triton", math.nan) / us, times["dense"] / us))
     return rows
 
 

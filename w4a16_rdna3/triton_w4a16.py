@@ -40,7 +40,7 @@ to use the tensor cores, so it is tested in bf16 on a GPU only.
 """
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -52,6 +52,8 @@ from w4a16_rdna3.checks import PACK_FACTOR, GemmShape, check_gemm_args
 
 _FP32_2POW23_BITS = 0x4B000000  # bit pattern of 2.0**23: its low 23 mantissa bits are zero
 _DEFAULT_SM_COUNT = 8  # interpreter (CPU): few programs keep the emulation fast
+_ACTIVATION_BYTES = 2  # fp16 and bf16, the only activation dtypes
+_MIN_DOT_K = 16  # the smallest K of a tl.dot
 
 
 @dataclass(frozen=True)
@@ -298,8 +300,8 @@ def _split_for(blocks: int, k_rows: int, rows_per_step: int, target_programs: in
     return split
 
 
-def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
-    """The launch configuration for an [m, k] x [k, n] problem.
+def _tuned_config(m: int, n: int, k: int, sms: int) -> TritonConfig:
+    """The tuned launch configuration for an [m, k] x [k, n] problem on `sms` SMs (or CUs).
 
     Tuned on an H100 (benchmarks/tune_triton.py; results in benchmarks/results_tune_H100.md):
     the GEMV kernel for M <= 2, where streaming the weights is all the work: 32 columns and 64
@@ -310,7 +312,6 @@ def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
     was the best tried. Then the tiled kernel with 16-row tiles and split-K up to M = 64 (one
     dequantisation serves all rows); big tensor-core tiles beyond.
     """
-    sms = _sm_count(device)
     k_rows = k // PACK_FACTOR
     if m <= 2:
         block_n, block_k = 32, 512
@@ -328,6 +329,50 @@ def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
     if triton.cdiv(m, 128) * triton.cdiv(n, 128) >= sms:
         return TritonConfig("tiled", 128, 128, 64, 1, num_warps=8, num_stages=3)
     return TritonConfig("tiled", 128, 64, 64, 1, num_warps=4, num_stages=4)
+
+
+@functools.cache
+def _shared_memory_limit(device: torch.device) -> int | None:
+    """Bytes of shared memory (LDS) one program may use on `device`; None on the CPU (interpreter)."""
+    if device.type != "cuda":
+        return None
+    index = torch.cuda.current_device() if device.index is None else device.index
+    # The number Triton's launch compares metadata.shared with (its OutOfResources check).
+    return triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
+
+
+def shared_memory_bytes(config: TritonConfig) -> int:
+    """Shared memory (LDS) `config` needs, as Triton 3.9's AMD backend lays it out.
+
+    Tiled: the pipeline holds num_stages - 1 `a` tiles (one at 1 stage) and the dequantised weight
+    tile passes through once to reach tl.dot's operand layout; GEMV: the warps' fp32 column sums
+    meet there. Equal to metadata.shared for gfx1100 on every table config (above it at 1 stage).
+    The NVIDIA backend also stages scales, zeros and the epilogue: up to 64 KiB on the table's
+    configs for sm_75 to sm_90, within those GPUs' limits.
+    """
+    if config.kernel == "gemv":
+        return config.num_warps * config.block_n * 4
+    a_tile = config.block_m * config.block_k * _ACTIVATION_BYTES
+    weight_tile = config.block_k * config.block_n * _ACTIVATION_BYTES
+    return max(config.num_stages - 1, 1) * a_tile + weight_tile
+
+
+def fit_shared_memory(config: TritonConfig, limit: int | None) -> TritonConfig:
+    """`config` if it fits `limit` bytes (None: no limit), else a tiled config stepped down until it
+    does: fewer stages first (same tile, less prefetch), then half the BLOCK_K, down to 1 stage of 16."""
+    if limit is None or config.kernel == "gemv":
+        return config
+    while shared_memory_bytes(config) > limit and config.num_stages > 1:
+        config = replace(config, num_stages=config.num_stages - 1)
+    while shared_memory_bytes(config) > limit and config.block_k > _MIN_DOT_K:
+        config = replace(config, block_k=config.block_k // 2)
+    return config
+
+
+def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
+    """The launch configuration for an [m, k] x [k, n] problem: the tuned one, stepped down where it
+    needs more shared memory than `device` has (AMD's 64 KiB; from sm_80 on, NVIDIA GPUs run the table)."""
+    return fit_shared_memory(_tuned_config(m, n, k, _sm_count(device)), _shared_memory_limit(device))
 
 
 def gemm_with_config(
