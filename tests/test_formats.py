@@ -170,6 +170,32 @@ def test_act_order_reordered_gemm_equals_checkpoint_order(gen, symmetric, group_
     assert err < 1e-3  # both are fp32 sums of the same products, rounded once to fp16
 
 
+def test_act_order_reorders_every_column_slab(gen):
+    # N spans three slabs of the load-time repacking (2048 columns each, the last one partial).
+    k, n, group_size = 64, 4104, 16
+    qweight = pack_rows(nibbles(gen, k, n))
+    scales = torch.rand(k // group_size, n, generator=gen) + 0.5
+    g_idx = (torch.randperm(k, generator=gen) // group_size).to(torch.int32)
+    kw = from_gptq(qweight, None, scales, g_idx, symmetric=True)
+    assert kw.perm is not None and kw.b_q.is_contiguous()
+    assert torch.equal(kw.b_q, pack_rows(unpack_rows(qweight)[kw.perm.long()]))
+
+
+@pytest.mark.parametrize("layout", ["gptq", "compressed_tensors"])
+def test_without_act_order_the_packed_weight_is_not_unpacked(gen, layout):
+    # GPTQ's qweight is b_q and compressed-tensors' weight_packed its transpose, nibble for nibble:
+    # the conversion must take them as they are (no 8-bytes-a-weight copy at load on a large layer).
+    q = nibbles(gen, 256, 64)
+    b_q = pack_rows(q)
+    scales = torch.rand(4, 64, generator=gen) + 0.5
+    if layout == "gptq":
+        kw = from_gptq(b_q, None, scales, symmetric=True)
+        assert kw.b_q.data_ptr() == b_q.data_ptr()
+    else:
+        kw = from_compressed_tensors(pack_cols(q.t().contiguous()), scales.t().contiguous())
+    assert torch.equal(kw.b_q, b_q) and kw.b_q.is_contiguous()
+
+
 def test_trivial_g_idx_gives_no_perm(gen):
     t = quantize_gptq(torch.randn(128, 16, generator=gen), 32, symmetric=False)
     g_idx = (torch.arange(128) // 32).to(torch.int32)

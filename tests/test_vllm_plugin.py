@@ -187,6 +187,36 @@ def test_older_vllm_single_list(old_fake_vllm):
     assert f"{OLD_BASE}._POSSIBLE_KERNELS" in message
 
 
+def _hashed_environment(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """vllm.envs.environment_variables as vLLM 0.34 has it: getters its compile cache key hashes."""
+    table = {"VLLM_PLUGINS": lambda: None}
+    _module(monkeypatch, "vllm.envs", environment_variables=table)
+    return table
+
+
+@pytest.mark.parametrize("native_refusal", [None, "PyTorch is not a ROCm build"])
+def test_rocm_keys_vllms_compiled_graphs_by_whether_ours_can_run(fake_vllm, monkeypatch, native_refusal):
+    # A graph compiled while vLLM's own kernel took the layers must not be reused once ours does.
+    fake_vllm(RocmPlatform())
+    table = _hashed_environment(monkeypatch)
+    from w4a16_rdna3 import kernels, vllm_plugin
+
+    monkeypatch.setattr(kernels, "native_kernel_refusal", lambda: native_refusal)
+    message = _register()
+    state = table[vllm_plugin.COMPILE_CACHE_KEY]()
+    assert state.endswith("native kernel on" if native_refusal is None else "native kernel off")
+    assert state.startswith(f"w4a16_rdna3 {importlib.metadata.version('w4a16_rdna3')}")
+    assert f"keyed by {vllm_plugin.COMPILE_CACHE_KEY} ({state})" in message
+    assert list(table) == ["VLLM_PLUGINS", vllm_plugin.COMPILE_CACHE_KEY]
+
+
+def test_non_rocm_leaves_vllms_compile_key_alone(fake_vllm, monkeypatch):
+    fake_vllm(CudaPlatform())
+    table = _hashed_environment(monkeypatch)
+    _register()
+    assert list(table) == ["VLLM_PLUGINS"]
+
+
 def test_logs_exactly_one_line(fake_vllm, caplog):
     fake_vllm(RocmPlatform())
     with caplog.at_level(logging.INFO, logger="vllm.w4a16_rdna3"):

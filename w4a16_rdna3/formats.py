@@ -38,6 +38,8 @@ import torch
 
 PACK_FACTOR = 8  # 4-bit values per int32
 SYMMETRIC_ZERO = 8
+# Columns repacked at once where act-order reorders K at load: 8 MiB of unpacked weights per 1024 K rows.
+_REPACK_COLUMNS = 2048
 
 CheckpointFormat = Literal["gptq", "gptq_v2"]
 
@@ -195,14 +197,23 @@ def _act_order_perm(g_idx: torch.Tensor | None, k: int, group_size: int, name: s
     return torch.argsort(g_idx, stable=True)
 
 
+def _permute_packed_rows(b_q: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """b_q [K/8, N] -> the same weights with K in the order q[perm], packed again; a slab of columns at
+    a time, so that the unpacked copies (8 bytes a weight, two of them) stay small beside a large layer."""
+    out = torch.empty(b_q.shape, dtype=b_q.dtype, device=b_q.device)  # contiguous, whatever b_q's strides
+    for start in range(0, b_q.shape[1], _REPACK_COLUMNS):
+        columns = slice(start, start + _REPACK_COLUMNS)
+        out[:, columns] = pack_rows(unpack_rows(b_q[:, columns])[perm])
+    return out
+
+
 def _kernel_weights(
-    q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, perm: torch.Tensor | None
+    b_q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, perm: torch.Tensor | None
 ) -> KernelWeights:
-    """q [K, N] nibbles and zeros [K/G, N] (or None) in checkpoint row order -> KernelWeights."""
-    if perm is not None:
-        q = q[perm]
+    """b_q [K/8, N] packed as the kernel packs it and zeros [K/G, N] (or None), both in checkpoint row
+    order -> KernelWeights. Without act-order b_q is taken as it is: no copy."""
     return KernelWeights(
-        b_q=pack_rows(q),
+        b_q=b_q.contiguous() if perm is None else _permute_packed_rows(b_q, perm),
         scales=scales.contiguous(),
         zeros=None if zeros is None else pack_cols(zeros),
         perm=None if perm is None else perm.to(torch.int32),
@@ -255,7 +266,7 @@ def from_gptq(
         zeros = None
 
     perm = _act_order_perm(g_idx, k, group_size, "g_idx")
-    return _kernel_weights(unpack_rows(qweight), scales, zeros, perm)
+    return _kernel_weights(qweight, scales, zeros, perm)  # qweight is packed as b_q is
 
 
 def from_compressed_tensors(
@@ -290,7 +301,8 @@ def from_compressed_tensors(
     if weight_g_idx is not None and bool((weight_g_idx == -1).any()):
         weight_g_idx = None
     perm = _act_order_perm(weight_g_idx, k, group_size, "weight_g_idx")
-    return _kernel_weights(unpack_cols(weight_packed).t(), weight_scale.t(), zeros, perm)
+    # Nibble i of weight_packed[n, c] is K index 8c + i, as nibble i of b_q[c, n]: b_q is its transpose.
+    return _kernel_weights(weight_packed.t(), weight_scale.t(), zeros, perm)
 
 
 def _checkpoint_order(kw: KernelWeights) -> tuple[torch.Tensor, torch.Tensor | None]:

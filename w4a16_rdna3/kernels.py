@@ -363,6 +363,15 @@ def _extension_refusal() -> str | None:
     return None
 
 
+def native_kernel_refusal() -> str | None:
+    """Why RDNA3W4A16LinearKernel refuses every layer on this machine, or None where it can run."""
+    for check in (_torch_refusal, _arch_refusal, _extension_refusal):
+        reason = check()
+        if reason is not None:
+            return reason
+    return None
+
+
 class RDNA3W4A16LinearKernel(W4A16LinearKernel):
     """The native gfx1100 kernels (dot2 decode, WMMA prefill) of the `w4a16_rdna3._C` extension."""
 
@@ -370,11 +379,7 @@ class RDNA3W4A16LinearKernel(W4A16LinearKernel):
 
     @classmethod
     def can_implement(cls, c: Any) -> tuple[bool, str | None]:
-        for check in (_torch_refusal, _arch_refusal, _extension_refusal):
-            reason = check()
-            if reason is not None:
-                return False, reason
-        reason = _layer_refusal(c)
+        reason = native_kernel_refusal() or _layer_refusal(c)
         return reason is None, reason
 
 

@@ -9,6 +9,7 @@ plugin errors, and a failed plugin must not stop a server that runs fine without
 """
 
 import importlib
+import importlib.metadata
 import logging
 from typing import Any
 
@@ -18,6 +19,11 @@ from w4a16_rdna3.vllm_compat import VllmMixedPrecision, VllmNotFound, find_mixed
 logger = logging.getLogger("vllm.w4a16_rdna3")
 
 PREFIX = "w4a16_rdna3 vLLM plugin:"
+# vLLM 0.34 (torch >= 2.10) reuses a compiled model graph across restarts, keyed by its config and by
+# every getter in vllm.envs.environment_variables, with the graph's guards off: nothing in that key
+# says which kernel a layer took. A graph compiled before this plugin was installed would call vLLM's
+# own kernel on weights converted to our layout (and the other way round). This entry keys it on ours.
+COMPILE_CACHE_KEY = "W4A16_RDNA3_KERNEL"
 
 
 def _rocm_candidates(found: VllmMixedPrecision, platform: Any) -> tuple[list, str]:
@@ -30,6 +36,30 @@ def _rocm_candidates(found: VllmMixedPrecision, platform: Any) -> tuple[list, st
         return possible.setdefault(key, []), f"{where}[{key}]"
     # Older vLLM: one list for every platform.
     return possible, where
+
+
+def native_kernel_state() -> str:
+    """This package's version and whether its native kernel can take layers here: what the compiled
+    graphs vLLM caches depend on (COMPILE_CACHE_KEY)."""
+    from w4a16_rdna3.kernels import native_kernel_refusal
+
+    try:
+        version = importlib.metadata.version("w4a16_rdna3")
+    except importlib.metadata.PackageNotFoundError:
+        version = "not installed"
+    return f"w4a16_rdna3 {version}, native kernel {'off' if native_kernel_refusal() else 'on'}"
+
+
+def _key_compiled_graphs() -> str:
+    """Put COMPILE_CACHE_KEY in vLLM's table of hashed environment getters; say what was done."""
+    try:
+        table = getattr(importlib.import_module("vllm.envs"), "environment_variables", None)
+    except ImportError:
+        table = None
+    if not isinstance(table, dict):
+        return "this vLLM has no environment_variables table to key its compiled graphs by"
+    table[COMPILE_CACHE_KEY] = native_kernel_state
+    return f"its compiled graphs are keyed by {COMPILE_CACHE_KEY} ({native_kernel_state()})"
 
 
 def _register() -> tuple[int, str]:
@@ -55,13 +85,14 @@ def _register() -> tuple[int, str]:
             f"({KERNEL_BASE_REASON})"
         )
     candidates, where = _rocm_candidates(found, platform)
+    keyed = _key_compiled_graphs()
     if candidates and candidates[0] is RDNA3W4A16LinearKernel:
-        return logging.INFO, f"{PREFIX} RDNA3W4A16LinearKernel already first in {where} (vLLM {found.version})"
+        return logging.INFO, f"{PREFIX} RDNA3W4A16LinearKernel already first in {where} (vLLM {found.version}); {keyed}"
     candidates[:] = [RDNA3W4A16LinearKernel] + [k for k in candidates if k is not RDNA3W4A16LinearKernel]
     return logging.INFO, (
         f"{PREFIX} put w4a16_rdna3's RDNA3W4A16LinearKernel first in {where} (vLLM {found.version}, ROCm): "
         "it takes 4-bit GPTQ / compressed-tensors layers on gfx1100 and refuses them elsewhere, leaving them "
-        "to vLLM's own kernels (`w4a16-rdna3 info` says why it refuses)"
+        f"to vLLM's own kernels (`w4a16-rdna3 info` says why it refuses); {keyed}"
     )
 
 

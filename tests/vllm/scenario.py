@@ -620,6 +620,12 @@ def main(target: str, out: Path) -> None:
     report["plugin_log"] = list(catcher.lines)
     report["lists_after"] = candidate_lists()
     report["second_register"] = plugin.register()
+    # What vLLM's compile cache key hashes of the environment (0.34: envs.compile_factors), where it has it.
+    import vllm.envs
+
+    compile_factors = getattr(vllm.envs, "compile_factors", None)
+    report["compile_factors_known"] = compile_factors is not None
+    report["compile_key"] = compile_factors().get(plugin.COMPILE_CACHE_KEY) if compile_factors else None
     report["lists_after_second"] = candidate_lists()
     report["choices"] = choices(capability)
 

@@ -48,6 +48,20 @@ def test_vllm_plugin_loader_finds_our_entry_point(report):
     assert report["ours_is_register"]
 
 
+def test_compiled_graphs_are_keyed_by_whether_ours_runs(report):
+    # vLLM reuses compiled graphs across restarts by a key of its config and environment getters;
+    # ours must be among them on ROCm, so that a graph calling vLLM's own kernel is not reused once
+    # ours takes the layers (their weight layouts differ).
+    if not report["compile_factors_known"]:
+        pytest.skip(f"vLLM {report['vllm_version']} has no envs.compile_factors")
+    key = report["compile_key"]
+    if report["target"] == "cuda":
+        assert key is None
+    else:
+        assert key.startswith("w4a16_rdna3 ")
+        assert key.endswith("native kernel on" if report["target"] == "gfx1100" else "native kernel off")
+
+
 def test_rocm_list_has_ours_first_once_and_nothing_else_changes(report):
     before, after = report["lists_before"], report["lists_after"]
     if report["target"] == "cuda":
