@@ -24,7 +24,10 @@ DEFAULT_L2_BYTES = 64 * 2**20  # used when the device does not report its L2 siz
 # timed at its speed, well above memory's, so on ROCm the copies must exceed this bound too.
 ROCM_LAST_LEVEL_CACHE_BYTES = 256 * 2**20
 _PACK_FACTOR = 8  # int4 values per int32
-_MAX_CLOCK_HZ = 2.5e9  # above any current GPU's boost clock: sleeps sized with it are long enough
+# torch.cuda._sleep spins for a count of clock ticks: SM cycles on NVIDIA, a 100 MHz wall clock on gfx11.
+# A rate above any GPU's boost clock makes every sleep at least as long as asked (about 25x on gfx11:
+# a few milliseconds more per timing, harmless).
+_MAX_CLOCK_HZ = 2.5e9
 
 
 @dataclass(frozen=True)
