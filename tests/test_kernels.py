@@ -495,9 +495,9 @@ def test_cpu_weights_run_the_reference_backend(gen):
 def test_triton_backend_layer_matches_reference(gen, dtype, m):
     # On the CPU this runs the Triton kernel in its interpreter (bf16 only at small M there: the
     # interpreter computes bf16 tl.dot on raw bits, see tests/test_triton.py); on a GPU, for real.
-    import triton
+    from w4a16_rdna3 import triton_w4a16
 
-    if not torch.cuda.is_available() and not triton.knobs.runtime.interpret:
+    if not torch.cuda.is_available() and not triton_w4a16._INTERPRETED:
         pytest.skip("w4a16_rdna3.triton_w4a16 was imported before TRITON_INTERPRET=1 was set")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     k, n = 256, 64

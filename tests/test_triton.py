@@ -44,7 +44,7 @@ from w4a16_rdna3.triton_w4a16 import (  # noqa: E402
 BOUNDS = {torch.float16: 1e-3, torch.bfloat16: 8e-3}
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
-if DEVICE == "cpu" and not triton.knobs.runtime.interpret:
+if DEVICE == "cpu" and not triton_w4a16._INTERPRETED:
     pytest.skip("w4a16_rdna3.triton_w4a16 was imported before TRITON_INTERPRET=1 was set and there is no GPU "
                 "(set TRITON_INTERPRET=1 in tests/conftest.py)", allow_module_level=True)
 
@@ -144,34 +144,63 @@ TABLE_PROBLEMS = [(m, n, k) for m in (1, 2, 3, 16, 17, 33, 64, 65, 300, 1023, 10
                   for k, n in ((4096, 14336), (14336, 4096), (4096, 64))]
 
 
-def _chosen_configs(limit: int | None, monkeypatch: pytest.MonkeyPatch) -> list[TritonConfig]:
-    """The distinct configs choose_config picks for TABLE_PROBLEMS on a device with `limit` bytes of shared memory."""
+# Each tuned config of the table (split_k 1) -> (block_k, num_warps, num_stages) of its form on AMD GPUs, the spill-free
+# forms documented at triton_w4a16._AMD_CHANGES.
+AMD_FORMS = {
+    TritonConfig("gemv", 1, 32, 512, 1, num_warps=4, num_stages=1, evict="evict_first"): (512, 8, 1),
+    TritonConfig("gemv", 1, 32, 512, 1, num_warps=4, num_stages=3): (512, 8, 2),
+    TritonConfig("tiled", 16, 128, 64, 1, num_warps=4, num_stages=3): (64, 8, 3),
+    TritonConfig("tiled", 32, 128, 64, 1, num_warps=4, num_stages=3): (32, 4, 3),
+    TritonConfig("tiled", 64, 128, 64, 1, num_warps=4, num_stages=3): (32, 8, 3),
+    TritonConfig("tiled", 128, 128, 64, 1, num_warps=8, num_stages=3): (64, 16, 3),
+    TritonConfig("tiled", 128, 64, 64, 1, num_warps=4, num_stages=4): (64, 16, 4),
+    TritonConfig("tiled", 256, 128, 64, 1, num_warps=8, num_stages=3): (32, 16, 2),
+}
+
+
+def _chosen_configs(limit: int | None, amd: bool, monkeypatch: pytest.MonkeyPatch) -> list[TritonConfig]:
+    """The config choose_config picks for each of TABLE_PROBLEMS on a device with `limit` bytes of shared memory."""
     monkeypatch.setattr(triton_w4a16, "_shared_memory_limit", lambda device: limit)
-    return list(dict.fromkeys(choose_config(m, n, k, torch.device(DEVICE)) for m, n, k in TABLE_PROBLEMS))
+    monkeypatch.setattr(triton_w4a16, "_is_amd", lambda device: amd)
+    return [choose_config(m, n, k, torch.device(DEVICE)) for m, n, k in TABLE_PROBLEMS]
 
 
-def test_configs_fit_amd_lds(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The 256-row tile at 3 stages needs 81,920 bytes on AMD; on a 64 KiB device it must step down."""
-    for config in _chosen_configs(AMD_LDS_BYTES, monkeypatch):
+@pytest.mark.parametrize("amd", [False, True], ids=["nvidia", "amd"])
+def test_configs_fit_64_kib(amd: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 256-row tile at 3 stages needs 81,920 bytes; on a 64 KiB device (AMD, NVIDIA's sm_75) it must step down."""
+    for config in _chosen_configs(AMD_LDS_BYTES, amd, monkeypatch):
         assert shared_memory_bytes(config) <= AMD_LDS_BYTES, config
 
 
 def test_h100_runs_the_tuned_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _chosen_configs(H100_SHARED_BYTES, monkeypatch) == _chosen_configs(None, monkeypatch)
+    assert _chosen_configs(H100_SHARED_BYTES, False, monkeypatch) == _chosen_configs(None, False, monkeypatch)
 
 
-# Compiles each config for gfx1100 (no GPU needed) and prints metadata.shared of each as JSON. A
-# separate process: under TRITON_INTERPRET=1 the module's kernels are interpreter objects, not
-# compilable. G = 128 (the GEMV's scale loads depend on it) and zero points, the largest variant.
-_COMPILE_FOR_GFX1100 = """
-import json, multiprocessing, sys
+def test_amd_runs_the_documented_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On AMD every branch of the table changes BLOCK_K, warps or stages only (same tile, split-K and M branch), to
+    its documented form."""
+    tuned_configs = _chosen_configs(None, False, monkeypatch)
+    forms: dict[TritonConfig, tuple[int, int, int]] = {}
+    for tuned, on_amd in zip(tuned_configs, _chosen_configs(AMD_LDS_BYTES, True, monkeypatch), strict=True):
+        assert dataclasses.replace(on_amd, block_k=tuned.block_k, num_warps=tuned.num_warps,
+                                   num_stages=tuned.num_stages) == tuned
+        forms[dataclasses.replace(tuned, split_k=1)] = (on_amd.block_k, on_amd.num_warps, on_amd.num_stages)
+    assert forms == AMD_FORMS
+
+
+# Compiles each config for gfx1100 (no GPU needed) and prints metadata.shared and the VGPR spill count of each as
+# JSON. A separate process: under TRITON_INTERPRET=1 the module's kernels are interpreter objects, not compilable.
+# G = 128 (the GEMV's scale loads depend on it) and zero points, the largest variant; fp16 only, to keep it short (bf16
+# spilled about as much in offline checks, and not at all in the AMD forms).
+_COMPILE_FOR_GFX1100 = r"""
+import json, multiprocessing, re, sys
 from concurrent.futures import ProcessPoolExecutor
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from w4a16_rdna3 import triton_w4a16
 
-def shared_bytes(c):
+def shared_bytes_and_spills(c):
     if c["kernel"] == "gemv":
         kernel = triton_w4a16._gemv_kernel
         constants = dict(BLOCK_KP=c["block_k"] // 8, GROUP_ROWS=16, NUM_STAGES=c["num_stages"], EVICT=c["evict"])
@@ -186,27 +215,29 @@ def shared_bytes(c):
                  else "i32") for name in kernel.arg_names}
     compiled = triton.compile(ASTSource(kernel, signature, constants), target=GPUTarget("hip", "gfx1100", 32),
                               options=options)
-    return compiled.metadata.shared
+    spills = re.search(r"\.vgpr_spill_count:\s+(\d+)", compiled.asm["amdgcn"])[1]
+    return compiled.metadata.shared, int(spills)
 
 with ProcessPoolExecutor(mp_context=multiprocessing.get_context("fork")) as pool:  # -c code: no spawn
-    print(json.dumps(list(pool.map(shared_bytes, json.load(sys.stdin)))))
+    print(json.dumps(list(pool.map(shared_bytes_and_spills, json.load(sys.stdin)))))
 """
 
 
 def test_configs_compiled_for_gfx1100_fit_lds(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Triton's own shared-memory count for gfx1100 stays within shared_memory_bytes and 64 KiB."""
+    """The configs chosen for an AMD GPU, compiled for gfx1100: Triton's own shared-memory count stays within
+    shared_memory_bytes and 64 KiB, and no VGPR spills (the H100 table spills up to hundreds per thread)."""
     if "amd" not in triton.backends.backends:
         pytest.skip("this Triton has no AMD backend: cannot compile for gfx1100")
     # The kernels see split_k only as split or not.
     configs = list(dict.fromkeys(dataclasses.replace(c, split_k=min(c.split_k, 2))
-                                 for c in _chosen_configs(AMD_LDS_BYTES, monkeypatch)))
+                                 for c in _chosen_configs(AMD_LDS_BYTES, True, monkeypatch)))
     env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
     result = subprocess.run([sys.executable, "-c", _COMPILE_FOR_GFX1100], input=json.dumps(
         [dataclasses.asdict(c) for c in configs]), capture_output=True, text=True, env=env,
         cwd=Path(__file__).parents[1], timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    for config, shared in zip(configs, json.loads(result.stdout), strict=True):
-        assert shared <= shared_memory_bytes(config) <= AMD_LDS_BYTES, (config, shared)
+    for config, (shared, spills) in zip(configs, json.loads(result.stdout), strict=True):
+        assert shared <= shared_memory_bytes(config) <= AMD_LDS_BYTES and spills == 0, (config, shared, spills)
 
 
 @pytest.mark.parametrize("kernel", ["gemv-splitk", "tiled-splitk"])

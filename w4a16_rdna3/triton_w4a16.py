@@ -46,6 +46,7 @@ from typing import Literal
 import torch
 import triton
 import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
 
 from w4a16_rdna3._ops import gemm_fake
 from w4a16_rdna3.checks import PACK_FACTOR, GemmShape, check_gemm_args
@@ -283,6 +284,9 @@ def _splitk_reduce_kernel(ws_ptr, bias_ptr, out_ptr, M, N, split_k,
 
 _REDUCE_BLOCK = 1024
 _GATHER_BLOCK_M, _GATHER_BLOCK_K = 16, 256
+# triton.jit made interpreter kernels (TRITON_INTERPRET=1 at import): read off a kernel, since the flag's home,
+# triton.knobs, is new in Triton 3.4 (ROCm PyTorch 2.7 ships 3.3).
+_INTERPRETED = isinstance(_splitk_reduce_kernel, InterpretedFunction)
 
 
 @functools.cache
@@ -331,6 +335,35 @@ def _tuned_config(m: int, n: int, k: int, sms: int) -> TritonConfig:
     return TritonConfig("tiled", 128, 64, 64, 1, num_warps=4, num_stages=4)
 
 
+# The fields of a tuned config that differ on AMD GPUs, by its (kernel, block_m, block_n, num_stages). As tuned (on an
+# H100), compiled for gfx1100 with Triton 3.3 to 3.5, every config spills VGPRs (worst case over fp16/bf16, zero points
+# or not, split or not: 4 to 1028 per thread), and all but three still do with 3.9 (53 to 824). These forms compile for
+# gfx1100 without spills and within 64 KiB of LDS on Triton 3.3.1, 3.4.0, 3.5.1 and 3.9 in all those variants: more
+# warps give each thread a smaller share of the accumulator and of the dequantised weights, a smaller BLOCK_K a smaller
+# weight tile; output tiles, split-K and the M branches stay. Chosen from compiler output only, never timed: no AMD GPU
+# was available to this project.
+_AMD_CHANGES: dict[tuple[str, int, int, int], dict[str, int]] = {
+    ("gemv", 1, 32, 1): dict(num_warps=8),  # M = 1
+    ("gemv", 1, 32, 3): dict(num_warps=8, num_stages=2),  # M = 2
+    ("tiled", 16, 128, 3): dict(num_warps=8),
+    ("tiled", 32, 128, 3): dict(block_k=32),
+    ("tiled", 64, 128, 3): dict(block_k=32, num_warps=8),
+    ("tiled", 128, 128, 3): dict(num_warps=16),
+    ("tiled", 128, 64, 4): dict(num_warps=16),
+    ("tiled", 256, 128, 3): dict(block_k=32, num_warps=16, num_stages=2),
+}
+
+
+def amd_config(tuned: TritonConfig) -> TritonConfig:
+    """`tuned`, a config of the tuned table, in the form AMD GPUs run (`_AMD_CHANGES`)."""
+    return replace(tuned, **_AMD_CHANGES[(tuned.kernel, tuned.block_m, tuned.block_n, tuned.num_stages)])
+
+
+def _is_amd(device: torch.device) -> bool:
+    """Whether `device` is an AMD GPU: a ROCm build of PyTorch names its GPUs "cuda" too."""
+    return device.type == "cuda" and torch.version.hip is not None
+
+
 @functools.cache
 def _shared_memory_limit(device: torch.device) -> int | None:
     """Bytes of shared memory (LDS) one program may use on `device`; None on the CPU (interpreter)."""
@@ -370,9 +403,10 @@ def fit_shared_memory(config: TritonConfig, limit: int | None) -> TritonConfig:
 
 
 def choose_config(m: int, n: int, k: int, device: torch.device) -> TritonConfig:
-    """The launch configuration for an [m, k] x [k, n] problem: the tuned one, stepped down where it
-    needs more shared memory than `device` has (AMD's 64 KiB; from sm_80 on, NVIDIA GPUs run the table)."""
-    return fit_shared_memory(_tuned_config(m, n, k, _sm_count(device)), _shared_memory_limit(device))
+    """The launch configuration for an [m, k] x [k, n] problem: the tuned one (its AMD form on an AMD GPU), stepped
+    down where it needs more shared memory than `device` has (from sm_80 on, NVIDIA GPUs run the table)."""
+    tuned = _tuned_config(m, n, k, _sm_count(device))
+    return fit_shared_memory(amd_config(tuned) if _is_amd(device) else tuned, _shared_memory_limit(device))
 
 
 def gemm_with_config(
@@ -399,7 +433,7 @@ def _launch(
     shape: GemmShape,
     config: TritonConfig,
 ) -> torch.Tensor:
-    if a.device.type == "cpu" and not triton.knobs.runtime.interpret:
+    if a.device.type == "cpu" and not _INTERPRETED:
         raise ValueError("a: the Triton kernel needs a GPU tensor (or TRITON_INTERPRET=1 set before import)")
     m, k, n = shape.m, shape.k, shape.n
     out = torch.empty((m, n), dtype=a.dtype, device=a.device)
