@@ -237,7 +237,11 @@ def test_configs_compiled_for_gfx1100_fit_lds(monkeypatch: pytest.MonkeyPatch) -
         cwd=Path(__file__).parents[1], timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     for config, (shared, spills) in zip(configs, json.loads(result.stdout), strict=True):
-        assert shared <= shared_memory_bytes(config) <= AMD_LDS_BYTES and spills == 0, (config, shared, spills)
+        assert shared <= AMD_LDS_BYTES and spills == 0, (config, shared, spills)
+        # The estimate fit_shared_memory steps tiled configs down by (GEMV configs are never stepped
+        # down: Triton 3.3 and 3.5 give the GEMV 8 KiB where 3.9 gives it 1 KiB, far inside the limit).
+        if config.kernel == "tiled":
+            assert shared <= shared_memory_bytes(config), (config, shared)
 
 
 @pytest.mark.parametrize("kernel", ["gemv-splitk", "tiled-splitk"])
