@@ -235,6 +235,9 @@ def test_configs_compiled_for_gfx1100_fit_lds(monkeypatch: pytest.MonkeyPatch) -
     result = subprocess.run([sys.executable, "-c", _COMPILE_FOR_GFX1100], input=json.dumps(
         [dataclasses.asdict(c) for c in configs]), capture_output=True, text=True, env=env,
         cwd=Path(__file__).parents[1], timeout=600)
+    if result.returncode != 0 and "ld.lld not found" in result.stderr:
+        # Triton 3.3 and 3.4 link AMD code with ROCm's ld.lld; later releases carry their own.
+        pytest.skip("this Triton needs ROCm's ld.lld to compile for gfx1100 (set TRITON_HIP_LLD_PATH)")
     assert result.returncode == 0, result.stderr[-4000:]
     for config, (shared, spills) in zip(configs, json.loads(result.stdout), strict=True):
         assert shared <= AMD_LDS_BYTES and spills == 0, (config, shared, spills)
