@@ -369,3 +369,51 @@ def test_working_amdsmi_wins_over_the_kfd_topology(monkeypatch):
     write_kfd_node(1, 110000)
     assert platform.gcn_arch() == "gfx1151"
     assert platform.gcn_arch_reason() == "gfx1151 from amdsmi (GPU 0)"
+
+
+def _initialised_rocm_torch(monkeypatch, arch_name: str, device: int = 1) -> list[int]:
+    """torch as in a vLLM worker on ROCm, HIP initialised on `device`; returns the devices asked about."""
+    asked: list[int] = []
+    monkeypatch.setattr(torch.version, "hip", "6.4.43482")
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: device)
+
+    def properties(index: int) -> types.SimpleNamespace:
+        asked.append(index)
+        return types.SimpleNamespace(gcnArchName=arch_name)
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    return asked
+
+
+def test_initialised_rocm_torch_answers_for_its_own_device(monkeypatch):
+    # A Ryzen desktop: its integrated GPU (gfx1036) is amdsmi's GPU 0; the worker runs on the card.
+    install(monkeypatch, FakeAmdSmi("gfx1036"))
+    asked = _initialised_rocm_torch(monkeypatch, "gfx1100:sramecc-:xnack-")
+    assert platform.gcn_arch() == "gfx1100" and platform.on_gfx1100()
+    assert platform.gcn_arch_reason() == "gfx1100 from PyTorch (this process's device 1)"
+    assert asked and set(asked) == {1}
+
+
+def test_torch_that_has_not_initialised_hip_is_not_asked(monkeypatch):
+    install(monkeypatch, FakeAmdSmi("gfx1036"))
+    asked = _initialised_rocm_torch(monkeypatch, "gfx1100")
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert platform.gcn_arch() == "gfx1036"
+    assert asked == []
+
+
+def test_cuda_torch_is_not_asked(monkeypatch):
+    install(monkeypatch, FakeAmdSmi("gfx1100"))
+    asked = _initialised_rocm_torch(monkeypatch, "sm_90")
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert platform.gcn_arch() == "gfx1100"
+    assert asked == []
+
+
+def test_env_override_wins_over_initialised_torch(monkeypatch):
+    install(monkeypatch, FakeAmdSmi("gfx1036"))
+    _initialised_rocm_torch(monkeypatch, "gfx1100")
+    monkeypatch.setenv(platform.ARCH_ENV, "gfx1151")
+    assert platform.gcn_arch() == "gfx1151"
+    assert platform.gcn_arch_reason() == "gfx1151 from W4A16_RDNA3_ARCH"

@@ -1,9 +1,12 @@
-"""Which GPU is this? The first GPU's gfx arch name, asked of amdsmi without initialising HIP/CUDA.
+"""Which GPU is this? Its gfx arch name, found without initialising HIP/CUDA.
 
 Initialising HIP in the parent process would break vLLM's worker processes (they fork), so the
-kernel selection must not touch torch.cuda; amdsmi reads the driver's sysfs/ioctl data instead.
-Where amdsmi cannot answer (a pip venv has no amdsmi: it ships with ROCm, not on PyPI), the
-amdgpu driver's KFD topology in sysfs is read directly.
+kernel selection must not initialise torch.cuda: the first GPU's arch is asked of amdsmi, which
+reads the driver's sysfs/ioctl data, or where amdsmi cannot answer (a pip venv has no amdsmi: it
+ships with ROCm, not on PyPI) read from the amdgpu driver's KFD topology in sysfs. In a process
+whose ROCm PyTorch has already initialised HIP (a vLLM worker, once it picked its GPU), the arch of
+that process's current device is taken instead: the first GPU may be another one (a Ryzen
+desktop's integrated GPU, a card HIP_VISIBLE_DEVICES hides).
 Every failure returns None and keeps a reason in plain words for `w4a16-rdna3 info`.
 """
 
@@ -193,14 +196,32 @@ def _probe() -> _Probe:
     return from_amdsmi if from_amdsmi.arch is not None else _ask_kfd_topology(from_amdsmi.reason)
 
 
+def _ask_initialised_torch() -> _Probe | None:
+    """The current device's arch where this process's ROCm PyTorch has initialised HIP already (asking
+    then initialises nothing), else None. Not cached: a process may change its current device."""
+    torch = sys.modules.get("torch")
+    if torch is None or getattr(torch.version, "hip", None) is None or not torch.cuda.is_initialized():
+        return None
+    device = torch.cuda.current_device()
+    arch = _normalise_arch(getattr(torch.cuda.get_device_properties(device), "gcnArchName", None))
+    return None if arch is None else _Probe(arch, f"{arch} from PyTorch (this process's device {device})")
+
+
+def _answer() -> _Probe:
+    if os.environ.get(ARCH_ENV, "").strip():
+        return _probe()
+    return _ask_initialised_torch() or _probe()
+
+
 def gcn_arch() -> str | None:
-    """The first GPU's gfx arch name ('gfx1100', ...), or None; see gcn_arch_reason()."""
-    return _probe().arch
+    """The gfx arch name ('gfx1100', ...) of this process's GPU where PyTorch has initialised it, else
+    of the first GPU; or None. W4A16_RDNA3_ARCH overrides both. See gcn_arch_reason()."""
+    return _answer().arch
 
 
 def gcn_arch_reason() -> str:
     """Where gcn_arch() got its answer, or why it has none, in plain words."""
-    return _probe().reason
+    return _answer().reason
 
 
 def cache_clear() -> None:
