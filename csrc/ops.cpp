@@ -82,6 +82,9 @@ void check_gemm_args(const torch::Tensor& a, const torch::Tensor& b_q, const tor
     check_placement("zeros", *zeros, a);
   }
   if (perm) {
+    // perm's values are not read here (that would be a device sync per call): the act-order gather
+    // turns an entry outside [0, K) into NaN columns, never an out-of-bounds read, and does not see a
+    // repeated entry. w4a16_rdna3.gemm checks them where perm is on the CPU.
     TORCH_CHECK(perm->scalar_type() == torch::kInt, "perm: expected dtype torch.int32, got ", perm->scalar_type());
     TORCH_CHECK(perm->dim() == 1 && perm->size(0) == k, "perm: expected shape [K] = [", num(k), "], got ", shape_str(*perm));
     check_placement("perm", *perm, a);

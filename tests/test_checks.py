@@ -1,9 +1,10 @@
-"""check_gemm_args: every bad input is refused with a message naming the argument."""
+"""check_gemm_args and check_perm_values: every bad input is refused with a message naming the argument."""
 
 import pytest
 import torch
 
-from w4a16_rdna3.checks import GemmShape, check_gemm_args
+from w4a16_rdna3 import gemm, gemm_reference
+from w4a16_rdna3.checks import GemmShape, check_gemm_args, check_perm_values
 
 M, K, N, G = 4, 256, 32, 64
 
@@ -129,3 +130,71 @@ def test_b_q_of_2_31_words_is_refused():
     assert str(info.value) == ("b_q: expected fewer than 2^31 words K/8 x N (32-bit row offsets), "
                                "got 2 x 1073741824 = 2147483648")
     assert check_gemm_args(**args(2**30 - 8)) == GemmShape(m=1, k=16, n=2**30 - 8, group_size=16)
+
+
+def _perm_with(changes: dict[int, int]) -> torch.Tensor:
+    perm = torch.arange(K, dtype=torch.int32)
+    for index, value in changes.items():
+        perm[index] = value
+    return perm
+
+
+# (perm that is not a permutation of 0..K-1, end of the message)
+BAD_PERMS = [
+    (_perm_with({5: K}), "got perm[5] = 256"),
+    (_perm_with({5: 2**31 - 1}), "got perm[5] = 2147483647"),
+    (_perm_with({9: -3}), "got perm[9] = -3"),  # a[:, perm] would wrap it around to K - 3
+    (_perm_with({9: -K}), "got perm[9] = -256"),
+    (_perm_with({9: -(2**31)}), "got perm[9] = -2147483648"),
+    (_perm_with({1: 0}), "got 0 at 2 positions"),
+    (torch.zeros(K, dtype=torch.int32), "got 0 at 256 positions"),
+]
+PERM_IDS = ["K", "int32-max", "negative", "minus-K", "int32-min", "repeated", "all-zero"]
+
+
+@pytest.mark.parametrize("perm, got", BAD_PERMS, ids=PERM_IDS)
+def test_perm_that_is_not_a_permutation_is_refused(perm, got):
+    with pytest.raises(ValueError) as info:
+        check_perm_values(perm, K)
+    assert str(info.value) == f"perm: expected a permutation of 0..255 (K = 256), {got}"
+
+
+def test_permutations_and_meta_perm_pass():
+    check_perm_values(torch.randperm(K).to(torch.int32), K)
+    check_perm_values(torch.empty(K, dtype=torch.int32, device="meta"), K)  # no values to read
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference", "triton"])
+@pytest.mark.parametrize("perm, got", BAD_PERMS, ids=PERM_IDS)
+def test_gemm_on_the_cpu_refuses_a_perm_that_is_not_a_permutation(backend, perm, got):
+    """On the CPU reading perm costs no device sync: no NaN output (Triton's gather), no IndexError
+    or wrapped index (the reference's a[:, perm]), no repeated column taken as valid."""
+    args = valid_args()
+    args["perm"] = perm
+    with pytest.raises(ValueError, match="^perm: expected a permutation of 0..255"):
+        gemm(**args, backend=backend)
+    with pytest.raises(ValueError, match="^perm: expected a permutation of 0..255"):
+        gemm_reference(**args)
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference", "triton"])
+@pytest.mark.parametrize("shape", [[M, 0], [0], [2, 0, 0]], ids=["M-by-0", "empty-1-D", "empty-3-D"])
+def test_gemm_refuses_k_0_naming_a(backend, shape):
+    args = valid_args()
+    args["a"] = torch.zeros(shape, dtype=torch.float16)
+    message = "a: expected K = a.shape[1] a positive multiple of 8, got K = 0"
+    with pytest.raises(ValueError) as info:
+        gemm(**args, backend=backend)
+    assert str(info.value) == message
+    with pytest.raises(ValueError) as info:
+        gemm_reference(**args)
+    assert str(info.value) == message
+
+
+def test_perm_value_check_leaves_a_fullgraph_compile_whole():
+    """torch.compile traces past the value check (a branch on perm's values would break the graph)."""
+    args = valid_args()
+    args["perm"] = torch.randperm(K).to(torch.int32)
+    args["a"] = torch.randn(M, K).half()
+    compiled = torch.compile(lambda a: gemm(a, *list(args.values())[1:]), fullgraph=True, backend="eager")
+    assert torch.equal(compiled(args["a"]), gemm_reference(**args))

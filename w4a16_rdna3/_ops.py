@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from w4a16_rdna3.checks import check_gemm_args
+from w4a16_rdna3.checks import check_gemm_args, check_perm_values
 from w4a16_rdna3.reference import gemm_reference
 
 BACKENDS = ("auto", "native", "rdna3_emu", "triton", "reference")
@@ -124,16 +124,21 @@ def gemm(
 
     Weights in the kernel layout (DESIGN.md); `perm` is the act-order permutation (the kernels read
     a[:, perm]). Leading dimensions of `a` are flattened for the 2-D ops and restored on the result.
+    perm's values are checked where that needs no device sync (CPU tensors) and by the reference;
+    on a GPU an entry outside [0, K) gives NaN and a repeated one goes unnoticed (`check_perm_values`).
     """
     if not isinstance(a, torch.Tensor):
         raise TypeError(f"a: expected a torch.Tensor, got {type(a).__name__}")
     if a.dim() < 1:
         raise ValueError(f"a: expected a tensor [..., K], got shape {list(a.shape)}")
     lead = a.shape[:-1]
-    a2 = a.reshape(-1, a.shape[-1])
+    # The row count spelled out: reshape(-1, 0) of an empty `a` is ambiguous, and K = 0 must reach the check.
+    a2 = a.reshape(lead.numel(), a.shape[-1])
     if not a2.is_contiguous():
         a2 = a2.contiguous()
     shape = check_gemm_args(a2, b_q, scales, zeros, perm, bias)
+    if perm is not None and perm.device.type == "cpu":
+        check_perm_values(perm, shape.k)
     chosen = resolve_backend(backend, a2.device)
     if chosen == "native":
         out = torch.ops.w4a16_rdna3.gemm(a2, b_q, scales, zeros, perm, bias)

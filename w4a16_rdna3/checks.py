@@ -69,7 +69,7 @@ def check_gemm_args(
     """Validate the arguments of `gemm` (kernel layout, see DESIGN.md) and return its shape.
 
     `a` must be 2-D here; callers flatten leading dimensions first. `perm` is checked for
-    dtype and length only: checking that it is a permutation would need a device sync.
+    dtype and length only: `check_perm_values` reads its values (a device sync on a GPU).
     """
     a = _require_tensor("a", a)
     if a.dtype not in ACTIVATION_DTYPES:
@@ -127,3 +127,25 @@ def check_gemm_args(
         if t is not None:
             _require_placement(name, t, a.device)
     return GemmShape(m=m, k=k, n=n, group_size=group_size)
+
+
+def check_perm_values(perm: torch.Tensor, k: int) -> None:
+    """Check that `perm` (int32 [K], past `check_gemm_args`) holds each of 0..K-1 exactly once.
+
+    This reads perm's values, a device sync on a GPU, so the GPU kernels go without it: their
+    act-order gather turns an entry outside [0, K) into NaN (never an out-of-bounds read) and a
+    repeated entry goes unnoticed there. Skipped where there are no values to read: meta tensors,
+    and torch.compile's tracing (a branch on the values would break a fullgraph capture).
+    """
+    if perm.device.type == "meta" or torch.compiler.is_compiling():
+        return
+    expected = f"a permutation of 0..{k - 1} (K = {k})"
+    outside = ((perm < 0) | (perm >= k)).nonzero()
+    if len(outside):
+        index = int(outside[0])
+        raise _fail_value("perm", expected, f"perm[{index}] = {int(perm[index])}")
+    counts = torch.bincount(perm, minlength=k)
+    repeated = (counts > 1).nonzero()
+    if len(repeated):
+        value = int(repeated[0])
+        raise _fail_value("perm", expected, f"{value} at {int(counts[value])} positions")

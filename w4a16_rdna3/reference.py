@@ -6,7 +6,7 @@ add the bias, cast once to the activation dtype.
 
 import torch
 
-from w4a16_rdna3.checks import check_gemm_args
+from w4a16_rdna3.checks import check_gemm_args, check_perm_values
 from w4a16_rdna3.formats import SYMMETRIC_ZERO, unpack_cols, unpack_rows
 
 
@@ -34,11 +34,15 @@ def gemm_reference(
     perm: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """out = a[..., perm] @ dequantize(b_q, scales, zeros) (+ bias), computed in fp32, cast to a.dtype."""
-    a2d = a.reshape(-1, a.shape[-1]) if isinstance(a, torch.Tensor) and a.dim() >= 1 else a
+    """out = a[..., perm] @ dequantize(b_q, scales, zeros) (+ bias), computed in fp32, cast to a.dtype.
+
+    perm must be a permutation of 0..K-1 (checked): indexing would wrap a negative entry around.
+    """
+    a2d = a.reshape(a.shape[:-1].numel(), a.shape[-1]) if isinstance(a, torch.Tensor) and a.dim() >= 1 else a
     shape = check_gemm_args(a2d, b_q, scales, zeros, perm, bias)
     x = a2d.float()
     if perm is not None:
+        check_perm_values(perm, shape.k)
         x = x[:, perm.long()]
     out = x @ dequantize(b_q, scales, zeros)
     if bias is not None:
