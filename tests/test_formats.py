@@ -138,6 +138,11 @@ def test_from_gptq_argument_errors():
         from_gptq(qweight, qzeros, scales[:, :8], symmetric=False)
     with pytest.raises(TypeError, match="qweight: expected dtype torch.int32"):
         from_gptq(qweight.long(), qzeros, scales, symmetric=False)
+    with pytest.raises(ValueError, match="qweight: expected at least one row"):
+        from_gptq(qweight[:0], None, scales, symmetric=True)
+    k = qweight.shape[0] * 8
+    with pytest.raises(TypeError, match="g_idx: expected an integer dtype, got torch.float32"):
+        from_gptq(qweight, qzeros, scales, torch.arange(k, dtype=torch.float32) / k, symmetric=False)
 
 
 # --- act-order -------------------------------------------------------------------------------
@@ -322,6 +327,14 @@ def test_compressed_tensors_argument_errors(gen):
         from_compressed_tensors(packed, scale.t().contiguous())
     with pytest.raises(ValueError, match="weight_packed: expected N"):
         from_compressed_tensors(torch.zeros(12, 8, dtype=torch.int32), torch.ones(12, 1, dtype=torch.float16))
+    with pytest.raises(ValueError, match="weight_packed: expected at least one column"):
+        from_compressed_tensors(packed[:, :0], scale)
+    partly_initialised = torch.full((64,), -1, dtype=torch.int32)
+    partly_initialised[:32] = 0
+    with pytest.raises(ValueError, match="weight_g_idx: expected group indices, or -1 everywhere"):
+        from_compressed_tensors(packed, scale, None, partly_initialised)
+    with pytest.raises(ValueError, match="weight_g_idx: expected a 1-D tensor"):
+        from_compressed_tensors(packed, scale, None, [0] * 64)
 
 
 def test_compressed_tensors_conversion_gives_contiguous_kernel_tensors() -> None:

@@ -101,6 +101,19 @@ def test_quantize_gptq_rejects_bad_arguments(shape, group_size, match):
         quantize_gptq(torch.zeros(shape), group_size)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_quantize_gptq_rejects_non_finite_weights(bad):
+    w = torch.zeros(64, 16)
+    w[3, 5] = bad
+    with pytest.raises(ValueError, match="w: expected finite values"):
+        quantize_gptq(w, 32)
+
+
+def test_quantize_gptq_rejects_a_list():
+    with pytest.raises(TypeError, match="w: expected a torch.Tensor, got list"):
+        quantize_gptq([[1.0] * 16] * 64, 32)
+
+
 def test_random_layer_is_seeded_and_scaled():
     kw = random_layer(512, 64, 128, symmetric=False, act_order=True, dtype=torch.bfloat16, device="cpu", seed=4)
     again = random_layer(512, 64, 128, symmetric=False, act_order=True, dtype=torch.bfloat16, device="cpu", seed=4)

@@ -180,6 +180,8 @@ def _act_order_perm(g_idx: torch.Tensor | None, k: int, group_size: int, name: s
     if not isinstance(g_idx, torch.Tensor) or g_idx.dim() != 1 or g_idx.shape[0] != k:
         shape = list(g_idx.shape) if isinstance(g_idx, torch.Tensor) else type(g_idx).__name__
         raise ValueError(f"{name}: expected a 1-D tensor of length K = {k}, got {shape}")
+    if g_idx.dtype.is_floating_point or g_idx.dtype.is_complex or g_idx.dtype == torch.bool:
+        raise TypeError(f"{name}: expected an integer dtype, got {g_idx.dtype}")
     g_idx = g_idx.to(torch.int64)
     trivial = torch.arange(k, device=g_idx.device) // group_size
     if torch.equal(g_idx, trivial):
@@ -240,6 +242,8 @@ def from_gptq(
         raise ValueError(f"checkpoint_format: expected 'gptq' or 'gptq_v2', got {checkpoint_format!r}")
     _check_int_matrix("qweight", qweight, torch.int32)
     k, n = qweight.shape[0] * PACK_FACTOR, qweight.shape[1]
+    if k == 0:
+        raise ValueError("qweight: expected at least one row [K/8, N], got shape [0, N]")
     if n % PACK_FACTOR:
         raise ValueError(f"qweight: expected N = qweight.shape[1] divisible by {PACK_FACTOR}, got {n}")
     group_size = _check_scales("scales", scales, k, n, n_dim=1)
@@ -283,6 +287,8 @@ def from_compressed_tensors(
     """
     _check_int_matrix("weight_packed", weight_packed, torch.int32)
     n, k = weight_packed.shape[0], weight_packed.shape[1] * PACK_FACTOR
+    if k == 0:
+        raise ValueError("weight_packed: expected at least one column [N, K/8], got shape [N, 0]")
     if n % PACK_FACTOR:
         raise ValueError(f"weight_packed: expected N = weight_packed.shape[0] divisible by {PACK_FACTOR}, got {n}")
     group_size = _check_scales("weight_scale", weight_scale, k, n, n_dim=0)
@@ -298,7 +304,10 @@ def from_compressed_tensors(
             )
         zeros = unpack_cols(weight_zero_point.t())
 
-    if weight_g_idx is not None and bool((weight_g_idx == -1).any()):
+    if isinstance(weight_g_idx, torch.Tensor) and bool((weight_g_idx == -1).any()):
+        # All -1: never initialised, column order. Some -1 only: no order at all.
+        if not bool((weight_g_idx == -1).all()):
+            raise ValueError("weight_g_idx: expected group indices, or -1 everywhere (not initialised), got some -1")
         weight_g_idx = None
     perm = _act_order_perm(weight_g_idx, k, group_size, "weight_g_idx")
     # Nibble i of weight_packed[n, c] is K index 8c + i, as nibble i of b_q[c, n]: b_q is its transpose.

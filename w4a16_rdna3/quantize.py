@@ -49,8 +49,12 @@ def quantize_gptq(
     group_size -1 means channelwise (one group of K rows). With act_order, rows are visited in a
     random order drawn from `seed` and groups are formed along that order: g_idx[perm[i]] = i // G.
     """
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"w: expected a torch.Tensor, got {type(w).__name__}")
     if w.dim() != 2 or not w.dtype.is_floating_point:
         raise ValueError(f"w: expected a 2-D floating-point tensor [K, N], got {w.dtype} {list(w.shape)}")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("w: expected finite values, got NaN or infinity")
     if checkpoint_format not in ("gptq", "gptq_v2"):
         raise ValueError(f"checkpoint_format: expected 'gptq' or 'gptq_v2', got {checkpoint_format!r}")
     k, n = w.shape
