@@ -30,9 +30,10 @@ def _import_extension(name: str) -> tuple[ModuleType | None, str]:
         return importlib.import_module(f"w4a16_rdna3.{name}"), ""
     except ModuleNotFoundError as e:
         if e.name == f"w4a16_rdna3.{name}":
+            how = ("`W4A16_RDNA3_BUILD=1 pip install --no-build-isolation .` builds it or says why it cannot"
+                   if name == "_C" else "CUDA builds make it beside _C")
             return None, (
-                f"module w4a16_rdna3.{name} is not installed (the package was installed without building it; "
-                "`W4A16_RDNA3_BUILD=1 pip install --no-build-isolation .` builds it or says why it cannot)"
+                f"module w4a16_rdna3.{name} is not installed (the package was installed without building it; {how})"
             )
         return None, f"importing w4a16_rdna3.{name} failed: {type(e).__name__}: {e}"
     except (ImportError, OSError, RuntimeError) as e:
