@@ -10,6 +10,7 @@ apply_weights (on the CPU that runs the reference backend) and is compared with 
 written here from the checkpoint formats' definitions, independent of `formats`' reordering.
 """
 
+import logging
 import os
 import sys
 import types
@@ -514,3 +515,20 @@ def test_triton_backend_layer_matches_reference(gen, dtype, m):
 
     ref = x.cpu().float() @ _dequant_gptq(t, 32, symmetric=False, v1=True) + bias.cpu().float()
     assert rel_error(out, ref) < BOUND[dtype]
+
+
+def test_each_kernel_says_once_that_it_is_this_packages(gen, monkeypatch, caplog):
+    # vLLM 0.33+ has its own RDNA3W4A16LinearKernel: its "Using ..." line cannot tell the two apart.
+    from w4a16_rdna3 import kernels
+
+    monkeypatch.setattr(kernels, "_ANNOUNCED", set())
+    k, n = 256, 64
+    with caplog.at_level(logging.INFO, logger="vllm.w4a16_rdna3"):
+        for _ in range(2):
+            t = quantize_gptq(torch.randn(k, n, generator=gen), 32, symmetric=True)
+            layer = _layer(qweight=t.qweight, qzeros=t.qzeros, scales=t.scales)
+            kernel = TritonW4A16LinearKernel(gptq_layer_config(k, n, 32), "qweight", "scales", "qzeros")
+            kernel.process_weights_after_loading(layer)
+    lines = [r.getMessage() for r in caplog.records if r.name == "vllm.w4a16_rdna3"]
+    assert lines == ["w4a16_rdna3's TritonW4A16LinearKernel (module w4a16_rdna3.kernels, reference path) took its "
+                     "first layer, [K, N] = [256, 64]"]

@@ -9,6 +9,7 @@ the same interface, for the command line and the tests.
 """
 
 import importlib.util
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -23,6 +24,11 @@ from w4a16_rdna3.vllm_compat import VllmNotFound, find_mixed_precision
 
 TARGET_ARCH = "gfx1100"
 ACT_TYPES = (torch.float16, torch.bfloat16)
+# vLLM 0.33 and later have a kernel class of their own named RDNA3W4A16LinearKernel, and log "Using
+# <class name>" for a layer: each class here says once per process, under vLLM's logger, that it
+# is this package's one that took a layer.
+logger = logging.getLogger("vllm.w4a16_rdna3")
+_ANNOUNCED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -303,6 +309,11 @@ class W4A16LinearKernel(MPLinearKernelBase):  # type: ignore[misc, valid-type]
         self.perm_name = self._store_if_read(layer, self.w_gidx_name, weights.perm)
         self.backend = self.gpu_backend if weights.b_q.is_cuda else "reference"
         self.processed = True
+        name = type(self).__name__
+        if name not in _ANNOUNCED:
+            _ANNOUNCED.add(name)
+            logger.info("w4a16_rdna3's %s (module %s, %s path) took its first layer, [K, N] = %s", name,
+                        __name__, self.backend, list(self.config.partition_weight_shape))
 
     @staticmethod
     def _store_if_read(layer: torch.nn.Module, name: str | None, value: torch.Tensor | None) -> str | None:
