@@ -181,14 +181,20 @@ def _ask_kfd_topology(amdsmi_reason: str) -> _Probe:
     return _Probe(arch, f"{arch} from the KFD topology ({first_node / 'properties'}{others}; {amdsmi_reason})")
 
 
+def _from_override() -> _Probe | None:
+    """W4A16_RDNA3_ARCH's arch (or why it is not one) where it is set, else None."""
+    override = os.environ.get(ARCH_ENV, "").strip()
+    if not override:
+        return None
+    arch = _normalise_arch(override)
+    if arch is None:
+        return _Probe(None, f"{ARCH_ENV}={override!r} is not a gfx arch name (like gfx1100)")
+    return _Probe(arch, f"{arch} from {ARCH_ENV}")
+
+
 @functools.cache
 def _probe() -> _Probe:
-    override = os.environ.get(ARCH_ENV, "").strip()
-    if override:
-        arch = _normalise_arch(override)
-        if arch is None:
-            return _Probe(None, f"{ARCH_ENV}={override!r} is not a gfx arch name (like gfx1100)")
-        return _Probe(arch, f"{arch} from {ARCH_ENV}")
+    """The first GPU's arch, from amdsmi or else the KFD topology (asked once per process)."""
     # amdsmi prints to stdout when its library is missing (and its C library may print too);
     # that output would land in `w4a16-rdna3 info` tables and vLLM's logs.
     with _quiet_stdout():
@@ -208,9 +214,7 @@ def _ask_initialised_torch() -> _Probe | None:
 
 
 def _answer() -> _Probe:
-    if os.environ.get(ARCH_ENV, "").strip():
-        return _probe()
-    return _ask_initialised_torch() or _probe()
+    return _from_override() or _ask_initialised_torch() or _probe()
 
 
 def gcn_arch() -> str | None:
@@ -225,7 +229,7 @@ def gcn_arch_reason() -> str:
 
 
 def cache_clear() -> None:
-    """Forget the cached answer (tests; after changing W4A16_RDNA3_ARCH)."""
+    """Forget the cached amdsmi / KFD answer (tests)."""
     _probe.cache_clear()
 
 
