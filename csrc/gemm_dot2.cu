@@ -28,12 +28,7 @@ void launch(dot2::Dot2Args args, const torch::Tensor& a) {
 
 template <bool kBf16, bool kHasZeros>
 void launch_rows(const dot2::Dot2Args& args, const torch::Tensor& a) {
-  // Smallest row tile that holds M (M > 16: tiles of 16 along grid z).
-  if (args.m <= 1) return launch<kBf16, kHasZeros, 1>(args, a);
-  if (args.m <= 2) return launch<kBf16, kHasZeros, 2>(args, a);
-  if (args.m <= 4) return launch<kBf16, kHasZeros, 4>(args, a);
-  if (args.m <= 8) return launch<kBf16, kHasZeros, 8>(args, a);
-  return launch<kBf16, kHasZeros, dot2::kMaxRows>(args, a);
+  dot2::with_row_tile(args.m, [&](auto rows) { launch<kBf16, kHasZeros, decltype(rows)::value>(args, a); });
 }
 
 template <bool kBf16>

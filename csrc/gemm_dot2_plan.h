@@ -1,7 +1,8 @@
 // The decode kernel's grid and K split: how many splits, and how many b_q rows each, for a given
 // layer on a device with `slots` resident blocks, and the launch of that grid. Host code without
-// torch, shared by the launcher (gemm_dot2.cu) and the decode tuner (benchmarks/tune_dot2.cu), and
-// compiled hipified for gfx11 by the HIP host-code check (w4a16_rdna3/hip_host.py).
+// torch, shared by the launcher (gemm_dot2.cu), the decode tuner (benchmarks/tune_dot2.cu) and the
+// gfx11 launch shim of the ISA interpreter's tests (tests/gfx11_host/launch_shim.hip), and compiled
+// hipified for gfx11 by the HIP host-code check (w4a16_rdna3/hip_host.py).
 #pragma once
 
 #include <algorithm>
@@ -77,6 +78,17 @@ struct Launch {
 
   int64_t blocks() const { return col_tiles * row_tiles * plan.splits; }
 };
+
+// f(std::integral_constant<int, R>{}) for the row tile R of a call with M rows: the smallest that
+// holds M (M > kMaxRows: tiles of kMaxRows along grid z).
+template <class F>
+inline auto with_row_tile(int64_t m, F&& f) {
+  if (m <= 1) return f(std::integral_constant<int, 1>{});
+  if (m <= 2) return f(std::integral_constant<int, 2>{});
+  if (m <= 4) return f(std::integral_constant<int, 4>{});
+  if (m <= 8) return f(std::integral_constant<int, 8>{});
+  return f(std::integral_constant<int, kMaxRows>{});
+}
 
 // f(std::integral_constant<int, W>{}) for the tile's block size W == warps (kWarps, kWarps / 2, ...
 // kMinWarps; anything else gets kMinWarps): a kernel is built for each, the plan picks one at run

@@ -1,5 +1,5 @@
-// Prefill launcher: picks a block tile from the arch's table (gemm_wmma_kernel.cuh) by M, allocates
-// the split-K workspace where the plan splits K (gemm_wmma_plan.h), and launches the kernel
+// Prefill launcher: takes the block tile the plan picks from the arch's table by M (gemm_wmma_plan.h,
+// choose_tile), allocates the split-K workspace where the plan splits K, and launches the kernel
 // instantiation for (dtype, zeros or symmetric).
 #include "gemm_wmma.h"
 
@@ -41,11 +41,6 @@ void launch_variant(const WmmaGemmArgs& p, const torch::Tensor& a, int64_t sms, 
   return launch_flags<Tile, false>(p, a, sms, stream);
 }
 
-template <class Tile>
-int64_t blocks_of(int64_t m, int64_t n) {
-  return ceil_div(m, Tile::kBM) * ceil_div(n, Tile::kBN);
-}
-
 }  // namespace
 
 int64_t gemm_wmma_max_k() {
@@ -78,15 +73,8 @@ void gemm_wmma_launch(const torch::Tensor& a, const torch::Tensor& b_q, const to
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   // The op's device guard makes a's device the current one; ATen caches its properties.
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  // Large tiles reuse each loaded value most; with fragments they only pay once they give every
-  // SM/WGP a block, with wgmma from M = 128 on (the arch's table says which).
-  if (m >= 128 && (kWmmaLargeWithFewBlocks || blocks_of<WmmaTileLarge>(m, n) >= sms)) {
-    launch_variant<WmmaTileLarge>(p, a, sms, stream);
-  } else if (m > 32) {
-    launch_variant<WmmaTileMedium>(p, a, sms, stream);
-  } else {
-    launch_variant<WmmaTileSmall>(p, a, sms, stream);
-  }
+  wmma::with_tile(wmma::choose_tile(m, n, sms),
+                  [&](auto tile) { launch_variant<typename decltype(tile)::type>(p, a, sms, stream); });
 }
 
 }  // namespace w4a16

@@ -1,5 +1,6 @@
-// The prefill kernel's grid and K split for one call, and the launch of that grid. Host code
-// without torch, shared by the launcher (gemm_wmma.cu) and the HIP host-code check
+// The prefill kernel's block tile, grid and K split for one call, and the launch of that grid. Host
+// code without torch, shared by the launcher (gemm_wmma.cu), the gfx11 launch shim of the ISA
+// interpreter's tests (tests/gfx11_host/launch_shim.hip) and the HIP host-code check
 // (w4a16_rdna3/hip_host.py), which compiles it hipified for gfx11 on a machine without ROCm torch.
 #pragma once
 
@@ -10,6 +11,37 @@
 #include "split_k_launch.h"
 
 namespace w4a16::wmma {
+
+// The block tiles of the arch's table (gemm_wmma_kernel.cuh) a call may take.
+enum class TileSize { kSmall, kMedium, kLarge };
+
+template <class Tile>
+int64_t blocks_of(int64_t m, int64_t n) {
+  return ceil_div(m, Tile::kBM) * ceil_div(n, Tile::kBN);
+}
+
+// The tile of an M x N output on `sms` SMs/WGPs. Large tiles reuse each loaded value most; with
+// fragments they only pay once they give every SM/WGP a block, with wgmma from M = 128 on (the
+// arch's table says which).
+inline TileSize choose_tile(int64_t m, int64_t n, int64_t sms) {
+  if (m >= 128 && (kWmmaLargeWithFewBlocks || blocks_of<WmmaTileLarge>(m, n) >= sms)) return TileSize::kLarge;
+  if (m > 32) return TileSize::kMedium;
+  return TileSize::kSmall;
+}
+
+// A tile type as a value, for with_tile's generic lambdas (C++17 has no std::type_identity).
+template <class T>
+struct TileType {
+  using type = T;
+};
+
+// f(TileType<Tile>{}) for the block tile type of `size`.
+template <class F>
+auto with_tile(TileSize size, F&& f) {
+  if (size == TileSize::kLarge) return f(TileType<WmmaTileLarge>{});
+  if (size == TileSize::kMedium) return f(TileType<WmmaTileMedium>{});
+  return f(TileType<WmmaTileSmall>{});
+}
 
 // K tiles a split takes at least: each split loads its first tile with nothing to overlap it, and
 // adds M x N fp32 partial sums to write and read back.
