@@ -1,0 +1,108 @@
+"""VOP3P fp16 pairs, the dot2 instructions and WMMA, as csrc/arch/rdna3_emu.cuh models the last two:
+products of 16-bit values exact, fp32 accumulation one product at a time, low product first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from rdna3_isa.program import Instruction
+from rdna3_isa.wave import LANES, IsaFault, Wave
+
+HANDLERS: dict[str, Callable[[Wave, Instruction], None]] = {}
+
+
+def _halves(w: Wave, ins: Instruction, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source `index` of a VOP3P instruction as the (low result, high result) operands in float64:
+    op_sel / op_sel_hi pick the half (defaults: low for the low result, high for the high one),
+    neg_lo / neg_hi negate."""
+    word = w.u32(ins.operands[1 + index])
+    pieces = []
+    for select, default, negate in (("op_sel", 0, "neg_lo"), ("op_sel_hi", 1, "neg_hi")):
+        high = ins.modifiers.get(select, (default,) * 3)[index]
+        value = ((word >> (16 if high else 0)) & 0xFFFF).astype(np.uint16).view(np.float16).astype(np.float64)
+        pieces.append(-value if ins.modifiers.get(negate, (0, 0, 0))[index] else value)
+    return pieces[0], pieces[1]
+
+
+def _pk_f16(opcode: str, arity: int, fn: Callable[..., np.ndarray]) -> None:
+    def run(w: Wave, ins: Instruction) -> None:
+        if ins.modifiers.get("clamp"):
+            raise IsaFault(f"{ins.text}: clamp is not modelled")
+        sources = [_halves(w, ins, i) for i in range(arity)]
+        with np.errstate(all="ignore"):
+            low = fn(*(s[0] for s in sources)).astype(np.float16).view(np.uint16).astype(np.uint32)
+            high = fn(*(s[1] for s in sources)).astype(np.float16).view(np.uint16).astype(np.uint32)
+        w.write_vector(ins.operands[0], low | (high << np.uint32(16)))
+    HANDLERS[opcode] = run
+
+
+_pk_f16("v_pk_add_f16", 2, lambda a, b: a + b)
+_pk_f16("v_pk_mul_f16", 2, lambda a, b: a * b)
+_pk_f16("v_pk_fma_f16", 3, lambda a, b, c: a * b + c)
+
+
+def _pair(word: np.ndarray, bf16: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A register of two 16-bit values as (low, high) in float64 (exact)."""
+    if bf16:
+        low = (word << np.uint32(16)).view(np.float32)
+        high = (word & np.uint32(0xFFFF0000)).view(np.float32)
+    else:
+        low = (word & np.uint32(0xFFFF)).astype(np.uint16).view(np.float16)
+        high = (word >> np.uint32(16)).astype(np.uint16).view(np.float16)
+    return low.astype(np.float64), high.astype(np.float64)
+
+
+def _accumulate(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """fp32 acc + a * b with the product exact and one rounding (float64 inside)."""
+    with np.errstate(all="ignore"):
+        return (acc.astype(np.float64) + a * b).astype(np.float32)
+
+
+def _dot2(bf16: bool, accumulates: bool) -> Callable[[Wave, Instruction], None]:
+    """v_dot2acc_f32_f16 D, S0, S1 (D is the addend) / v_dot2_f32_bf16 D, S0, S1, S2:
+    D = S0.lo * S1.lo + S0.hi * S1.hi + addend."""
+    def run(w: Wave, ins: Instruction) -> None:
+        if set(ins.modifiers) - {"op_sel_hi"} or ins.modifiers.get("op_sel_hi", (1, 1, 1))[:2] != (1, 1):
+            raise IsaFault(f"{ins.text}: dot2 operand modifiers are not modelled")
+        d, s0, s1 = ins.operands[:3]
+        addend = w.u32(d if accumulates else ins.operands[3]).view(np.float32)
+        a_low, a_high = _pair(w.u32(s0), bf16)
+        b_low, b_high = _pair(w.u32(s1), bf16)
+        w.write_vector(d, _accumulate(_accumulate(addend, a_low, b_low), a_high, b_high).view(np.uint32))
+    return run
+
+
+HANDLERS["v_dot2acc_f32_f16"] = _dot2(bf16=False, accumulates=True)
+HANDLERS["v_dot2_f32_f16"] = _dot2(bf16=False, accumulates=False)
+HANDLERS["v_dot2_f32_bf16"] = _dot2(bf16=True, accumulates=False)
+
+
+def _wmma(bf16: bool) -> Callable[[Wave, Instruction], None]:
+    """v_wmma_f32_16x16x16_{f16,bf16} D[8], A[8], B[8], C[8] (wave32). A: lane t < 16 holds row t,
+    K 2j and 2j + 1 in register j; B: lane t < 16 holds column t the same way; lanes 16-31 must
+    repeat lanes 0-15 (checked: the hardware's behaviour otherwise is not modelled). C/D: lane t,
+    register i holds element (2i + t / 16, t % 16)."""
+    def run(w: Wave, ins: Instruction) -> None:
+        if ins.modifiers or int(w.s[126]) != 0xFFFFFFFF:
+            raise IsaFault(f"{ins.text}: needs all 32 lanes and no modifiers")
+        d, a_text, b_text, c_text = ins.operands
+        a_regs, b_regs = w.vector(a_text, 8), w.vector(b_text, 8)
+        for name, regs in (("A", a_regs), ("B", b_regs)):
+            if not np.array_equal(regs[:, :16], regs[:, 16:]):
+                raise IsaFault(f"{ins.text}: lanes 16-31 of {name} do not repeat lanes 0-15")
+        a = np.stack(_pair(a_regs[:, :16], bf16), axis=1).reshape(16, 16).T  # [k, row] -> A[row][k]
+        b = np.stack(_pair(b_regs[:, :16], bf16), axis=1).reshape(16, 16)  # [k, col] = B[k][col]
+        c = w.vector(c_text, 8).view(np.float32)
+        rows = 2 * np.arange(8)[:, None] + (np.arange(LANES)[None, :] >= 16)
+        cols = np.broadcast_to(np.arange(LANES) % 16, (8, LANES))
+        acc = c.copy()
+        for k in range(16):
+            acc = _accumulate(acc, a[rows, k], b[k, cols])
+        w.write_vector(d, acc.view(np.uint32))
+    return run
+
+
+HANDLERS["v_wmma_f32_16x16x16_f16"] = _wmma(bf16=False)
+HANDLERS["v_wmma_f32_16x16x16_bf16"] = _wmma(bf16=True)
