@@ -26,6 +26,15 @@ _HEADER_OF = {instance: source.header for source in isa.KERNEL_SOURCES for insta
 _NAN_BITS = {torch.float16: 0x7E00, torch.bfloat16: 0x7FC0}
 
 
+def compile_source(toolchain: isa.Toolchain, source: str, stem: Path) -> dict[str, Kernel]:
+    """Every kernel of HIP `source` (which may include csrc/ headers), compiled for gfx1100 into
+    stem.hip / stem.s, by symbol."""
+    tu = stem.with_suffix(".hip")
+    tu.write_text(source)
+    asm = isa.compile_to_asm(toolchain, tu, isa.CSRC, ARCH, stem.with_suffix(".s"))
+    return {symbol: parse_kernel(asm, symbol) for symbol in re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)}
+
+
 class Gfx1100Kernels:
     """Kernel instances compiled for gfx1100, one translation unit each, on first use."""
 
@@ -36,13 +45,11 @@ class Gfx1100Kernels:
 
     def _compile(self, instance: str) -> Kernel:
         name = re.sub(r"\W+", "_", instance).strip("_")
-        tu = self._work_dir / f"{name}.hip"
-        tu.write_text(isa.translation_unit(isa.KernelSource(_HEADER_OF[instance], (instance,))))
-        asm = isa.compile_to_asm(self._toolchain, tu, isa.CSRC, ARCH, self._work_dir / f"{name}.s")
-        symbols = re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)
-        if len(symbols) != 1:
-            raise RuntimeError(f"{instance}: {len(symbols)} kernels in its translation unit, expected one")
-        return parse_kernel(asm, symbols[0])
+        source = isa.translation_unit(isa.KernelSource(_HEADER_OF[instance], (instance,)))
+        kernels = compile_source(self._toolchain, source, self._work_dir / name)
+        if len(kernels) != 1:
+            raise RuntimeError(f"{instance}: {len(kernels)} kernels in its translation unit, expected one")
+        return next(iter(kernels.values()))
 
     def prepare(self, instances: set[str]) -> None:
         """Compile the instances not compiled yet, in parallel."""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rdna3_isa.program import Instruction
-from rdna3_isa.wave import LANES, IsaFault, Wave
+from rdna3_isa.wave import LANES, IsaFault, Wave, parse_operand
 
 HANDLERS: dict[str, Callable[[Wave, Instruction], None]] = {}
 
@@ -17,7 +17,10 @@ def _halves(w: Wave, ins: Instruction, index: int) -> tuple[np.ndarray, np.ndarr
     """Source `index` of a VOP3P instruction as the (low result, high result) operands in float64:
     op_sel / op_sel_hi pick the half (defaults: low for the low result, high for the high one),
     neg_lo / neg_hi negate."""
-    word = w.u32(ins.operands[1 + index])
+    text = ins.operands[1 + index]
+    if parse_operand(text).inline_float is not None:
+        raise IsaFault(f"{ins.text}: an inline float constant in a packed operation is not modelled")
+    word = w.u32(text)
     pieces = []
     for select, default, negate in (("op_sel", 0, "neg_lo"), ("op_sel_hi", 1, "neg_hi")):
         high = ins.modifiers.get(select, (default,) * 3)[index]

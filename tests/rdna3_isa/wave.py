@@ -20,6 +20,7 @@ _SPECIAL = {"vcc_lo": (VCC_LO, 1), "vcc_hi": (VCC_LO + 1, 1), "vcc": (VCC_LO, 2)
             "null": (NULL, 1), "exec_lo": (EXEC_LO, 1), "exec_hi": (EXEC_LO + 1, 1), "exec": (EXEC_LO, 2)}
 _REGISTER = re.compile(r"([vs])(\d+)$|([vs])\[(\d+):(\d+)\]$")
 _LANE_IDS = np.arange(LANES)
+_INLINE_FLOATS = frozenset({"0.5", "1.0", "2.0", "4.0", "0.15915494"})  # and their negations
 
 
 class IsaFault(RuntimeError):
@@ -33,6 +34,7 @@ class Operand:
     index: int = 0
     count: int = 1
     value: int = 0  # const: the 64-bit pattern (inline integers sign-extended)
+    inline_float: float | None = None  # const: an inline float (0.5, 1.0, ...), encoded as its reader's width
     neg: bool = False
     abs: bool = False
 
@@ -59,6 +61,8 @@ def parse_operand(text: str) -> Operand:
         return Operand("const", value=value & (2**64 - 1))
     if re.fullmatch(r"0x[0-9a-f]+", body):
         return Operand("const", value=int(body, 16))
+    if body in _INLINE_FLOATS:
+        return Operand("const", inline_float=float(body) * (-1 if neg else 1))
     raise IsaFault(f"operand {text!r} not understood")
 
 
@@ -96,6 +100,9 @@ class Wave:
     def scalar(self, text: str, dwords: int = 1) -> int:
         op = parse_operand(text)
         if op.kind == "const":
+            if op.inline_float is not None:  # an fp32 pattern, or fp64 where 64 bits are read
+                dtype = np.float64 if dwords == 2 else np.float32
+                return int(np.array(op.inline_float, dtype=dtype).view(np.uint64 if dwords == 2 else np.uint32))
             return op.value & ((1 << (32 * dwords)) - 1)
         if op.kind != "s":
             raise IsaFault(f"{text}: a scalar operand was expected")
