@@ -19,6 +19,7 @@ import torch
 
 from rdna3_isa.gfx1100_gemm import Gfx1100Kernels, run_gemm
 from rdna3_isa.launches import LaunchShim, build_launch_shim
+from rdna3_isa.toolchain import modelled_or_skip
 from rdna3_isa.wave import IsaFault
 from w4a16_rdna3 import isa
 from w4a16_rdna3.quantize import random_layer
@@ -98,7 +99,9 @@ def _inputs(case: Case, seed: int) -> tuple[torch.Tensor, object, torch.Tensor |
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_gfx1100_code_matches_reference(case: Case, shim: LaunchShim, kernels: Gfx1100Kernels) -> None:
     a, weights, bias = _inputs(case, seed=case.m * 1000 + case.k)
-    out = run_gemm(kernels, shim, a, weights, bias, op=case.op)
+    assert TOOLCHAIN is not None
+    with modelled_or_skip(TOOLCHAIN):
+        out = run_gemm(kernels, shim, a, weights, bias, op=case.op)
     ref = gemm_reference(a, weights.b_q, weights.scales, weights.zeros, weights.perm, bias).float()
     assert not torch.isnan(out).any(), "NaN in the output (an element left unwritten is NaN: the poison)"
     err = ((out.float() - ref).norm() / ref.norm()).item()
@@ -110,5 +113,6 @@ def test_an_out_of_bounds_read_is_a_fault(shim: LaunchShim, kernels: Gfx1100Kern
     case = Case(1, 256, 72, 32, FP16, zeros=False)
     a, weights, _ = _inputs(case, seed=1)
     weights.b_q = weights.b_q[:-1].contiguous()
-    with pytest.raises(IsaFault, match="outside 'b_q'"):
+    assert TOOLCHAIN is not None
+    with modelled_or_skip(TOOLCHAIN), pytest.raises(IsaFault, match="outside 'b_q'"):
         run_gemm(kernels, shim, a, weights)

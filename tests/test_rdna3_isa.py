@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from rdna3_isa import dispatch
-from rdna3_isa.gfx1100_gemm import compile_source
 from rdna3_isa.memory import GlobalMemory
 from rdna3_isa.program import Kernel
-from rdna3_isa.wave import IsaFault
+from rdna3_isa.toolchain import compile_source, modelled_or_skip
+from rdna3_isa.wave import IsaFault, NotModelled
 from w4a16_rdna3 import isa
 
 TOOLCHAIN, NO_TOOLCHAIN_REASON = isa.find_toolchain()
@@ -110,7 +110,8 @@ def test_integer_float_and_64_bit_arithmetic_match_numpy(kernels: dict[str, Kern
     memory = GlobalMemory()
     pa, pb, pc = memory.allocate("a", x), memory.allocate("b", y), memory.allocate("c", c)
     po = memory.allocate("out", 40 * threads)
-    dispatch.run(kernels["arith"], memory, (threads // 64, 1, 1), 64, struct.pack("<QQQQ", pa, pb, pc, po))
+    with modelled_or_skip(TOOLCHAIN):
+        dispatch.run(kernels["arith"], memory, (threads // 64, 1, 1), 64, struct.pack("<QQQQ", pa, pb, pc, po))
     got = memory.contents(po).view(np.uint32).reshape(threads, 10)
     with np.errstate(over="ignore"):
         expected = _arith_expected(x, y, c)
@@ -122,19 +123,33 @@ def test_lds_carries_values_between_waves_across_a_barrier(kernels: dict[str, Ke
     values = np.arange(100, 164, dtype=np.uint32)
     memory = GlobalMemory()
     pin, pout = memory.allocate("in", values), memory.allocate("out", 4 * 64)
-    dispatch.run(kernels["lds_reverse"], memory, (1, 1, 1), 64, struct.pack("<QQ", pin, pout))
+    with modelled_or_skip(TOOLCHAIN):
+        dispatch.run(kernels["lds_reverse"], memory, (1, 1, 1), 64, struct.pack("<QQ", pin, pout))
     assert np.array_equal(memory.contents(pout).view(np.uint32), values[::-1])
 
 
 def test_an_lds_read_of_another_waves_write_without_a_barrier_is_a_race(kernels: dict[str, Kernel]) -> None:
     memory = GlobalMemory()
     pin, pout = memory.allocate("in", np.arange(64, dtype=np.uint32)), memory.allocate("out", 4 * 64)
-    with pytest.raises(IsaFault, match="LDS race"):
+    with modelled_or_skip(TOOLCHAIN), pytest.raises(IsaFault, match="LDS race"):
         dispatch.run(kernels["lds_reverse_racing"], memory, (1, 1, 1), 64, struct.pack("<QQ", pin, pout))
 
 
 def test_a_store_past_an_allocation_is_a_fault(kernels: dict[str, Kernel]) -> None:
     memory = GlobalMemory()
     pin, pout = memory.allocate("in", np.arange(64, dtype=np.uint32)), memory.allocate("out", 4 * 63)
-    with pytest.raises(IsaFault, match="outside 'out'"):
+    with modelled_or_skip(TOOLCHAIN), pytest.raises(IsaFault, match="outside 'out'"):
         dispatch.run(kernels["lds_reverse"], memory, (1, 1, 1), 64, struct.pack("<QQ", pin, pout))
+
+
+@pytest.mark.parametrize("banner, fitted", [("Debian clang version 19.1.7 (3)", True),
+                                            ("AMD clang version 19.0.0git (roc-6.4.1)", False)])
+def test_unmodelled_code_fails_with_the_fitted_compiler_and_skips_with_another(
+        tmp_path: Path, banner: str, fitted: bool) -> None:
+    clang = tmp_path / "clang++"
+    clang.write_text(f"#!/bin/sh\necho '{banner}'\n")
+    clang.chmod(0o755)
+    toolchain = isa.Toolchain(str(clang), None)
+    expected = pytest.raises(NotModelled) if fitted else pytest.raises(pytest.skip.Exception, match="does not model")
+    with expected, modelled_or_skip(toolchain):
+        raise NotModelled("instruction not modelled: v_new_instruction v0, v1")

@@ -18,7 +18,7 @@ from rdna3_isa import memory_ops, packed_ops, scalar_ops, vector_ops
 from rdna3_isa.memory import GlobalMemory, Lds
 from rdna3_isa.memory_ops import MemoryContext
 from rdna3_isa.program import Instruction, Kernel
-from rdna3_isa.wave import EXEC_LO, LANES, IsaFault, Wave
+from rdna3_isa.wave import EXEC_LO, LANES, IsaFault, NotModelled, Wave
 
 _REGISTER_HANDLERS = {**scalar_ops.HANDLERS, **vector_ops.HANDLERS, **packed_ops.HANDLERS}
 # Descriptor fields the entry state above does not model: a kernel that enables one is refused.
@@ -47,7 +47,7 @@ def _execute(w: Wave, ins: Instruction, memory: MemoryContext) -> None:
         return
     memory_handler = memory_ops.HANDLERS.get(opcode)
     if memory_handler is None:
-        raise IsaFault(f"instruction not modelled: {ins.text}")
+        raise NotModelled(f"instruction not modelled: {ins.text}")
     memory_handler(w, ins, memory)
 
 
@@ -69,7 +69,7 @@ def _run_wave(kernel: Kernel, w: Wave, memory: MemoryContext) -> None:
                     _execute(w, ins, memory)
                 w.flush_writes()
         except IsaFault as fault:
-            raise IsaFault(f"{kernel.symbol}, step {w.pc - 1} ({' :: '.join(i.text for i in step.instructions)}): "
+            raise type(fault)(f"{kernel.symbol}, step {w.pc - 1} ({' :: '.join(i.text for i in step.instructions)}): "
                            f"{fault}") from None
 
 
@@ -98,7 +98,7 @@ def run(kernel: Kernel, memory: GlobalMemory, grid: tuple[int, int, int], block_
     """Run `kernel` over `grid` workgroups of `block_threads` threads; returns the instructions run."""
     enabled = [name for name in _UNSUPPORTED if kernel.descriptor.get(name, 0)]
     if enabled:
-        raise IsaFault(f"{kernel.symbol}: entry state not modelled: {', '.join(enabled)}")
+        raise NotModelled(f"{kernel.symbol}: entry state not modelled: {', '.join(enabled)}")
     if len(kernarg) != kernel.kernarg_size:
         raise IsaFault(f"{kernel.symbol}: {len(kernarg)} kernarg bytes for a {kernel.kernarg_size}-byte segment")
     kernarg_address = memory.allocate(f"kernarg of {kernel.symbol}", kernarg)

@@ -14,25 +14,17 @@ import torch
 
 from rdna3_isa import dispatch
 from rdna3_isa.launches import (
-    ARCH, GFX1100_WGPS, GemmBuffers, GemmShape, KernelLaunch, LaunchShim, decode_slots, workspace_bytes,
+    GFX1100_WGPS, GemmBuffers, GemmShape, KernelLaunch, LaunchShim, decode_slots, workspace_bytes,
 )
 from rdna3_isa.memory import GlobalMemory
-from rdna3_isa.program import Kernel, parse_kernel
+from rdna3_isa.program import Kernel
+from rdna3_isa.toolchain import compile_source
 from w4a16_rdna3 import isa
 from w4a16_rdna3.formats import KernelWeights
 
 _HEADER_OF = {instance: source.header for source in isa.KERNEL_SOURCES for instance in source.instances}
 # Output poison: a NaN of each dtype, so that an element no kernel writes fails the NaN check.
 _NAN_BITS = {torch.float16: 0x7E00, torch.bfloat16: 0x7FC0}
-
-
-def compile_source(toolchain: isa.Toolchain, source: str, stem: Path) -> dict[str, Kernel]:
-    """Every kernel of HIP `source` (which may include csrc/ headers), compiled for gfx1100 into
-    stem.hip / stem.s, by symbol."""
-    tu = stem.with_suffix(".hip")
-    tu.write_text(source)
-    asm = isa.compile_to_asm(toolchain, tu, isa.CSRC, ARCH, stem.with_suffix(".s"))
-    return {symbol: parse_kernel(asm, symbol) for symbol in re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)}
 
 
 class Gfx1100Kernels:

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rdna3_isa.toolchain import ARCH
 from w4a16_rdna3 import hip_host, isa
 from w4a16_rdna3.hipify_csrc import hipify_csrc
 
 SHIM = Path(__file__).resolve().parents[1] / "gfx11_host" / "launch_shim.hip"
-ARCH = "gfx1100"
 # The multiprocessor count HIP reports for an RX 7900 XTX: WGPs, four SIMDs each (split_k_launch.h).
 GFX1100_WGPS = 48
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rdna3_isa.program import Instruction
-from rdna3_isa.wave import LANES, IsaFault, Wave, parse_operand
+from rdna3_isa.wave import EXEC_LO, LANES, IsaFault, NotModelled, Wave, parse_operand
 
 HANDLERS: dict[str, Callable[[Wave, Instruction], None]] = {}
 
@@ -19,7 +19,7 @@ def _halves(w: Wave, ins: Instruction, index: int) -> tuple[np.ndarray, np.ndarr
     neg_lo / neg_hi negate."""
     text = ins.operands[1 + index]
     if parse_operand(text).inline_float is not None:
-        raise IsaFault(f"{ins.text}: an inline float constant in a packed operation is not modelled")
+        raise NotModelled(f"{ins.text}: an inline float constant in a packed operation is not modelled")
     word = w.u32(text)
     pieces = []
     for select, default, negate in (("op_sel", 0, "neg_lo"), ("op_sel_hi", 1, "neg_hi")):
@@ -32,7 +32,7 @@ def _halves(w: Wave, ins: Instruction, index: int) -> tuple[np.ndarray, np.ndarr
 def _pk_f16(opcode: str, arity: int, fn: Callable[..., np.ndarray]) -> None:
     def run(w: Wave, ins: Instruction) -> None:
         if ins.modifiers.get("clamp"):
-            raise IsaFault(f"{ins.text}: clamp is not modelled")
+            raise NotModelled(f"{ins.text}: clamp is not modelled")
         sources = [_halves(w, ins, i) for i in range(arity)]
         with np.errstate(all="ignore"):
             low = fn(*(s[0] for s in sources)).astype(np.float16).view(np.uint16).astype(np.uint32)
@@ -68,7 +68,7 @@ def _dot2(bf16: bool, accumulates: bool) -> Callable[[Wave, Instruction], None]:
     D = S0.lo * S1.lo + S0.hi * S1.hi + addend."""
     def run(w: Wave, ins: Instruction) -> None:
         if set(ins.modifiers) - {"op_sel_hi"} or ins.modifiers.get("op_sel_hi", (1, 1, 1))[:2] != (1, 1):
-            raise IsaFault(f"{ins.text}: dot2 operand modifiers are not modelled")
+            raise NotModelled(f"{ins.text}: dot2 operand modifiers are not modelled")
         d, s0, s1 = ins.operands[:3]
         addend = w.u32(d if accumulates else ins.operands[3]).view(np.float32)
         a_low, a_high = _pair(w.u32(s0), bf16)
@@ -88,8 +88,10 @@ def _wmma(bf16: bool) -> Callable[[Wave, Instruction], None]:
     repeat lanes 0-15 (checked: the hardware's behaviour otherwise is not modelled). C/D: lane t,
     register i holds element (2i + t / 16, t % 16)."""
     def run(w: Wave, ins: Instruction) -> None:
-        if ins.modifiers or int(w.s[126]) != 0xFFFFFFFF:
-            raise IsaFault(f"{ins.text}: needs all 32 lanes and no modifiers")
+        if ins.modifiers:
+            raise NotModelled(f"{ins.text}: WMMA modifiers are not modelled")
+        if int(w.s[EXEC_LO]) != 0xFFFFFFFF:
+            raise IsaFault(f"{ins.text}: WMMA needs all 32 lanes active")
         d, a_text, b_text, c_text = ins.operands
         a_regs, b_regs = w.vector(a_text, 8), w.vector(b_text, 8)
         for name, regs in (("A", a_regs), ("B", b_regs)):

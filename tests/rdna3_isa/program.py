@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rdna3_isa.wave import NotModelled
+
 # Instructions that only schedule or wait: in-order execution needs nothing from them.
 NO_EFFECT = frozenset({
     "s_waitcnt", "s_waitcnt_vscnt", "s_waitcnt_vmcnt", "s_waitcnt_lgkmcnt", "s_waitcnt_expcnt",
@@ -57,7 +59,7 @@ def _parse_one(text: str) -> Instruction:
         for word in words[1:]:
             match = _WORD_MODIFIER.match(word)
             if not match:
-                raise ValueError(f"unknown modifier {word!r} in {text!r}")
+                raise NotModelled(f"unknown modifier {word!r} in {text!r}")
             if match[1]:
                 modifiers[match[1]] = int(match[2], 0)
             else:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rdna3_isa.program import Instruction
-from rdna3_isa.wave import EXEC_LO, LANES, IsaFault, Wave
+from rdna3_isa.wave import LANES, NotModelled, Wave
 
 HANDLERS: dict[str, Callable[[Wave, Instruction], None]] = {}
 _U32 = np.uint32
@@ -117,7 +117,7 @@ def _mad_64_32(signed: bool) -> Callable[[Wave, Instruction], None]:
     def run(w: Wave, ins: Instruction) -> None:
         d, carry, s0, s1, s2 = ins.operands
         if carry != "null":
-            raise IsaFault(f"{ins.text}: a carry-out destination is not modelled")
+            raise NotModelled(f"{ins.text}: a carry-out destination is not modelled")
         if signed:
             product = _i32(w.u32(s0)) * _i32(w.u32(s1))
             addend = w.u64(s2).view(np.int64)
@@ -249,7 +249,7 @@ def _cvt_f32_f16(w: Wave, ins: Instruction) -> None:
 
 def _cvt_f16_f32(w: Wave, ins: Instruction) -> None:
     if ins.modifiers.get("op_sel"):
-        raise IsaFault(f"{ins.text}: op_sel on a 16-bit result is not modelled")
+        raise NotModelled(f"{ins.text}: op_sel on a 16-bit result is not modelled")
     with np.errstate(all="ignore"):
         half = w.f32(ins.operands[1]).astype(np.float16).view(np.uint16).astype(_U32)
     w.write_vector(ins.operands[0], _U32(_POISON_HIGH_HALF) | half)

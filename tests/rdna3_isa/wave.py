@@ -24,8 +24,13 @@ _INLINE_FLOATS = frozenset({"0.5", "1.0", "2.0", "4.0", "0.15915494"})  # and th
 
 
 class IsaFault(RuntimeError):
-    """The kernel did something the interpreter refuses: an unknown instruction or operand, an
-    out-of-bounds or misaligned access."""
+    """The kernel did something the interpreter refuses: an out-of-bounds or misaligned access, an
+    LDS race, a WMMA without its lanes repeated; or (NotModelled) something it does not know."""
+
+
+class NotModelled(IsaFault):
+    """An instruction, operand, modifier or entry state the interpreter does not model: the compiler
+    emitted what the interpreter was not fitted to (Debian's clang 19), not a fault of the kernel."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +62,13 @@ def parse_operand(text: str) -> Operand:
     if re.fullmatch(r"-?\d+", body):
         value = int(body)
         if not -16 <= value <= 64:
-            raise IsaFault(f"integer operand {text} outside the inline constants -16..64")
+            raise NotModelled(f"integer operand {text} outside the inline constants -16..64")
         return Operand("const", value=value & (2**64 - 1))
     if re.fullmatch(r"0x[0-9a-f]+", body):
         return Operand("const", value=int(body, 16))
     if body in _INLINE_FLOATS:
         return Operand("const", inline_float=float(body) * (-1 if neg else 1))
-    raise IsaFault(f"operand {text!r} not understood")
+    raise NotModelled(f"operand {text!r} not understood")
 
 
 class Wave:
