@@ -42,9 +42,11 @@ class Case:
     act_order: bool = False
     bias: bool = False
     op: str = "gemm"
+    activation_scale: float = 1.0
 
     def __str__(self) -> str:
         flags = [name for name, on in (("zeros", self.zeros), ("act-order", self.act_order), ("bias", self.bias)) if on]
+        flags += [f"a*{self.activation_scale:g}"] if self.activation_scale != 1.0 else []
         dtype = "bf16" if self.dtype == torch.bfloat16 else "fp16"
         return f"{self.op}-M{self.m}-K{self.k}-N{self.n}-G{self.group or 'K'}-{dtype}-{'+'.join(flags) or 'plain'}"
 
@@ -73,6 +75,10 @@ CASES = [
     Case(100, 200, 136, 40, BF16, zeros=True),
     Case(128, 256, 72, 0, FP16, zeros=False),
     Case(500, 64, 1536, 32, BF16, zeros=True, bias=True),  # 48 blocks of 128 x 128: the large tile
+    # bf16 activations and outputs past fp16's range (65504), which a bf16 model cast to fp16 would
+    # turn into inf: the bf16 paths keep them.
+    Case(4, 512, 72, 128, BF16, zeros=True, activation_scale=2.0**16),
+    Case(40, 512, 72, 128, BF16, zeros=False, bias=True, activation_scale=2.0**16),
 ]
 
 
@@ -91,7 +97,7 @@ def _inputs(case: Case, seed: int) -> tuple[torch.Tensor, object, torch.Tensor |
     weights = random_layer(case.k, case.n, case.group or case.k, symmetric=not case.zeros,
                            act_order=case.act_order, dtype=case.dtype, seed=seed)
     gen = torch.Generator().manual_seed(seed + 7)
-    a = torch.randn((case.m, case.k), generator=gen).to(case.dtype)
+    a = (torch.randn((case.m, case.k), generator=gen) * case.activation_scale).to(case.dtype)
     bias = torch.randn((case.n,), generator=gen).to(case.dtype) if case.bias else None
     return a, weights, bias
 
@@ -103,6 +109,9 @@ def test_gfx1100_code_matches_reference(case: Case, shim: LaunchShim, kernels: G
     with modelled_or_skip(TOOLCHAIN):
         out = run_gemm(kernels, shim, a, weights, bias, op=case.op)
     ref = gemm_reference(a, weights.b_q, weights.scales, weights.zeros, weights.perm, bias).float()
+    if case.activation_scale != 1.0:
+        assert ref.abs().max() > torch.finfo(torch.float16).max, "the case should reach past fp16's range"
+        assert torch.isfinite(out).all(), "bf16 outputs past fp16's range became inf"
     assert not torch.isnan(out).any(), "NaN in the output (an element left unwritten is NaN: the poison)"
     err = ((out.float() - ref).norm() / ref.norm()).item()
     assert err <= BOUNDS[case.dtype], f"relative error {err:.2e} > {BOUNDS[case.dtype]:.0e}"

@@ -131,6 +131,27 @@ def test_large_m_2048(build, dtype, gen):
 
 
 @pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("zeros, act_order", ((False, False), (True, True)), ids=("sym", "zeros-perm"))
+def test_bf16_past_fp16_range(build, zeros, act_order, gen):
+    """bf16 activations and outputs beyond fp16's 65504, which a bf16 model cast to fp16 would turn
+    into inf: every op keeps them finite and within the bf16 bound."""
+    ops = build_ops(build)
+    layer = make_layer(512, 72, 128, zeros=zeros, act_order=act_order, dtype=torch.bfloat16, gen=gen)
+    failures = []
+    for m in (1, 4, 16, 100):
+        a, b = make_inputs(m, 512, 72, torch.bfloat16, gen, bias=True)
+        a = (a.float() * 2.0**21).to(torch.bfloat16)
+        ref = gemm_reference(a, *layer, bias=b)
+        assert ref.float().abs().max() > torch.finfo(torch.float16).max, "the case should reach past fp16's range"
+        for name in OPS:
+            out = run_op(getattr(ops, name), a, layer, b)
+            err = rel_error(out, ref)
+            if not (torch.isfinite(out).all() and err <= BOUND[torch.bfloat16]):
+                failures.append(f"{name} M={m}: finite {bool(torch.isfinite(out).all())}, rel err {err:.2e}")
+    assert not failures, "; ".join(failures)
+
+
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("fp16", "bf16"))
 @pytest.mark.parametrize("zeros, act_order", ((False, False), (True, True)), ids=("sym", "zeros-perm"))
 @pytest.mark.parametrize("group", (8, 16), ids=lambda g: f"G{g}")
