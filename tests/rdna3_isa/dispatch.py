@@ -40,6 +40,8 @@ def _base_opcode(opcode: str) -> str:
 
 
 def _execute(w: Wave, ins: Instruction, memory: MemoryContext) -> None:
+    if ins.modifiers.get("clamp"):
+        raise NotModelled(f"{ins.text}: clamp is not modelled")
     opcode = _base_opcode(ins.opcode)
     handler = _REGISTER_HANDLERS.get(opcode)
     if handler is not None:

@@ -1,8 +1,8 @@
 """VALU instructions (VOP1/VOP2/VOP3/VOPC and the VOPD halves): integer, compare, convert, fp32.
 
-16-bit results (v_cvt_f16_f32) write the low half of their VGPR and poison the high half: whether
-gfx11 keeps or zeroes it there is not settled by our reading of the ISA guide, so code that depends
-on either fails here. fp32 FMAs are computed in float64 and rounded to fp32 (exact products; a
+16-bit results (v_cvt_f16_f32) write the low half of their VGPR and keep the high half (ISA guide
+7.1: dest_vgpr = {prev_dst_vgpr[31:16], result[15:0]}; LLVM: gfx10+ 16-bit instructions preserve
+the high bits). v_max_f32 / v_min_f32 order +0 above -0 (IEEE mode). fp32 FMAs are computed in float64 and rounded to fp32 (exact products; a
 double rounding of the sum is possible but needs an exact tie, and the tests compare by error
 bounds, not bits).
 """
@@ -19,7 +19,6 @@ from rdna3_isa.wave import LANES, NotModelled, Wave
 HANDLERS: dict[str, Callable[[Wave, Instruction], None]] = {}
 _U32 = np.uint32
 _LANE_IDS = np.arange(LANES, dtype=np.uint32)
-_POISON_HIGH_HALF = 0xDEAD0000
 
 
 def _register(opcode: str, fn: Callable[[Wave, Instruction], None]) -> None:
@@ -214,8 +213,18 @@ def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 _f32_op("v_add_f32", 2, lambda a, b: a + b)
 _f32_op("v_sub_f32", 2, lambda a, b: a - b)
 _f32_op("v_mul_f32", 2, lambda a, b: a * b)
-_f32_op("v_max_f32", 2, np.fmax)
-_f32_op("v_min_f32", 2, np.fmin)
+def _signed_zero_extreme(fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                         zero_sign: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
+    """fmax / fmin with two zeros ordered by sign: zero_sign(sign a, sign b) gives the result's sign."""
+    def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        both_zero = (a == 0) & (b == 0)
+        signed_zero = np.where(zero_sign(np.signbit(a), np.signbit(b)), np.float32(-0.0), np.float32(0.0))
+        return np.where(both_zero, signed_zero, fn(a, b))
+    return run
+
+
+_f32_op("v_max_f32", 2, _signed_zero_extreme(np.fmax, np.logical_and))  # -0 only if both are -0
+_f32_op("v_min_f32", 2, _signed_zero_extreme(np.fmin, np.logical_or))  # -0 if either is
 _f32_op("v_fma_f32", 3, _fma)
 _f32_op("v_fmac_f32", 2, _fma, accumulates=True)
 _f32_op("v_fmamk_f32", 3, lambda a, k, b: _fma(a, k, b))  # D = S0 * K + S1
@@ -252,7 +261,8 @@ def _cvt_f16_f32(w: Wave, ins: Instruction) -> None:
         raise NotModelled(f"{ins.text}: op_sel on a 16-bit result is not modelled")
     with np.errstate(all="ignore"):
         half = w.f32(ins.operands[1]).astype(np.float16).view(np.uint16).astype(_U32)
-    w.write_vector(ins.operands[0], _U32(_POISON_HIGH_HALF) | half)
+    kept = w.u32(ins.operands[0]) & _U32(0xFFFF0000)
+    w.write_vector(ins.operands[0], kept | half)
 
 
 _register("v_cvt_u32_f32", _cvt_u32_f32)

@@ -40,6 +40,7 @@ class Operand:
     count: int = 1
     value: int = 0  # const: the 64-bit pattern (inline integers sign-extended)
     inline_float: float | None = None  # const: an inline float (0.5, 1.0, ...), encoded as its reader's width
+    inline: bool = False  # const: an inline constant (an integer -16..64 or a float), not a literal
     neg: bool = False
     abs: bool = False
 
@@ -63,19 +64,24 @@ def parse_operand(text: str) -> Operand:
         value = int(body)
         if not -16 <= value <= 64:
             raise NotModelled(f"integer operand {text} outside the inline constants -16..64")
-        return Operand("const", value=value & (2**64 - 1))
+        return Operand("const", value=value & (2**64 - 1), inline=True)
     if re.fullmatch(r"0x[0-9a-f]+", body):
         return Operand("const", value=int(body, 16))
     if body in _INLINE_FLOATS:
-        return Operand("const", inline_float=float(body) * (-1 if neg else 1))
+        return Operand("const", inline_float=float(body) * (-1 if neg else 1), inline=True)
     raise NotModelled(f"operand {text!r} not understood")
 
 
 class Wave:
+    """Registers the dispatch does not set at entry hold POISON, as the hardware leaves them undefined."""
+
+    POISON = 0xDEADBEEF
+
     def __init__(self, vgprs: int, index: int = 0) -> None:
         self.index = index  # the wave's place in its workgroup
-        self.v = np.zeros((vgprs, LANES), dtype=np.uint32)
-        self.s = np.zeros(128, dtype=np.uint32)
+        self.v = np.full((vgprs, LANES), self.POISON, dtype=np.uint32)
+        self.s = np.full(128, self.POISON, dtype=np.uint32)
+        self.s[EXEC_LO + 1] = 0  # exec_hi: wave32
         self.scc = 0
         self.pc = 0
         self.ended = False
@@ -127,8 +133,15 @@ class Wave:
 
     # ---- vector operands ([dwords, 32] uint32) ----
     def vector(self, text: str, dwords: int = 1) -> np.ndarray:
+        """The raw bits; an operand with a float modifier (-x, |x|) is read by f32() alone."""
+        if parse_operand(text).neg or parse_operand(text).abs:
+            raise NotModelled(f"{text}: a float modifier on an operand read as bits")
+        return self._bits(text, dwords)
+
+    def _bits(self, text: str, dwords: int) -> np.ndarray:
         op = parse_operand(text)
         if op.kind == "v":
+            self._check_vgprs(op, dwords)
             return self.v[op.index:op.index + dwords].copy()
         value = self.scalar(text, dwords)
         words = np.array([(value >> (32 * i)) & 0xFFFFFFFF for i in range(dwords)], dtype=np.uint32)
@@ -144,7 +157,7 @@ class Wave:
     def f32(self, text: str) -> np.ndarray:
         """An fp32 source with its |x| and -x modifiers applied."""
         op = parse_operand(text)
-        value = self.u32(text).view(np.float32)
+        value = self._bits(text, 1)[0].view(np.float32)
         if op.abs:
             value = np.abs(value)
         return -value if op.neg else value
@@ -169,7 +182,12 @@ class Wave:
         high = (values >> np.uint64(32)).astype(np.uint32)
         self.write_vector(text, np.stack([low, high]))
 
+    def _check_vgprs(self, op: Operand, dwords: int) -> None:
+        if op.index + dwords > self.v.shape[0]:
+            raise IsaFault(f"v[{op.index}:{op.index + dwords - 1}] past the kernel's {self.v.shape[0]} VGPRs")
+
     def _store(self, op: Operand, values: np.ndarray, mask: np.ndarray) -> None:
+        self._check_vgprs(op, values.shape[0])
         rows = self.v[op.index:op.index + values.shape[0]]
         rows[:, mask] = values[:, mask]
 
