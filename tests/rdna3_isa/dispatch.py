@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections import Counter
 
 import numpy as np
 
@@ -53,8 +54,8 @@ def _execute(w: Wave, ins: Instruction, memory: MemoryContext) -> None:
     memory_handler(w, ins, memory)
 
 
-def _run_wave(kernel: Kernel, w: Wave, memory: MemoryContext) -> None:
-    """Until the wave ends or stops at a barrier."""
+def _run_wave(kernel: Kernel, w: Wave, memory: MemoryContext, tally: Counter[str]) -> None:
+    """Until the wave ends or stops at a barrier; each instruction run counted in `tally`."""
     steps = kernel.steps
     while not w.ended and not w.at_barrier:
         step = steps[w.pc]
@@ -63,6 +64,7 @@ def _run_wave(kernel: Kernel, w: Wave, memory: MemoryContext) -> None:
         if w.executed > MAX_STEPS_PER_WAVE:
             raise IsaFault(f"{kernel.symbol}: a wave ran past {MAX_STEPS_PER_WAVE} instructions")
         try:
+            tally.update(ins.opcode for ins in step.instructions)
             if len(step.instructions) == 1:
                 _execute(w, step.instructions[0], memory)
             else:
@@ -96,8 +98,9 @@ def _entry_waves(kernel: Kernel, group_id: tuple[int, int, int], block_threads: 
 
 
 def run(kernel: Kernel, memory: GlobalMemory, grid: tuple[int, int, int], block_threads: int,
-        kernarg: bytes) -> int:
-    """Run `kernel` over `grid` workgroups of `block_threads` threads; returns the instructions run."""
+        kernarg: bytes) -> Counter[str]:
+    """Run `kernel` over `grid` workgroups of `block_threads` threads; returns how many times each
+    opcode ran (summed over waves; the two halves of a VOPD pair count once each)."""
     enabled = [name for name in _UNSUPPORTED if kernel.descriptor.get(name, 0)]
     if enabled:
         raise NotModelled(f"{kernel.symbol}: entry state not modelled: {', '.join(enabled)}")
@@ -105,18 +108,17 @@ def run(kernel: Kernel, memory: GlobalMemory, grid: tuple[int, int, int], block_
         raise IsaFault(f"{kernel.symbol}: {len(kernarg)} kernarg bytes for a {kernel.kernarg_size}-byte segment")
     kernarg_address = memory.allocate(f"kernarg of {kernel.symbol}", kernarg)
     vgprs = max(kernel.descriptor["next_free_vgpr"], 1)
-    executed = 0
+    tally: Counter[str] = Counter()
     for gz, gy, gx in itertools.product(range(grid[2]), range(grid[1]), range(grid[0])):
         context = MemoryContext(memory, Lds(kernel.lds_bytes))
         waves = _entry_waves(kernel, (gx, gy, gz), block_threads, vgprs, kernarg_address)
         while not all(w.ended for w in waves):
             for w in waves:
-                _run_wave(kernel, w, context)
+                _run_wave(kernel, w, context, tally)
             running = [w for w in waves if not w.ended]
             if running and not all(w.at_barrier for w in running):
                 raise IsaFault(f"{kernel.symbol}: waves neither ended nor all at a barrier")
             for w in running:
                 w.at_barrier = False
             context.lds.barrier()
-        executed += sum(w.executed for w in waves)
-    return executed
+    return tally

@@ -6,6 +6,7 @@ by the ISA check's clang (isa.compile_to_asm), the launches the product's host c
 from __future__ import annotations
 
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,9 +70,10 @@ def _bits(t: torch.Tensor) -> np.ndarray:
 
 
 def run_gemm(kernels: Gfx1100Kernels, shim: LaunchShim, a: torch.Tensor, weights: KernelWeights,
-             bias: torch.Tensor | None = None, *, op: str = "gemm", decode_splits: int | None = None) -> torch.Tensor:
+             bias: torch.Tensor | None = None, *, op: str = "gemm", decode_splits: int | None = None,
+             tally: Counter[str] | None = None) -> torch.Tensor:
     """out [M, N] of the `op` ("gemm", "gemm_dot2" or "gemm_wmma") on CPU tensors, run in the
-    interpreter, as a gfx1100 would run it (GFX1100_WGPS WGPs)."""
+    interpreter, as a gfx1100 would run it (GFX1100_WGPS WGPs); `tally` adds up the opcodes run."""
     m, k = a.shape
     n = weights.n
     # K and the group size from `a` and the scales, as ops.cpp takes them (not from b_q).
@@ -100,6 +102,8 @@ def run_gemm(kernels: Gfx1100Kernels, shim: LaunchShim, a: torch.Tensor, weights
     launches: list[KernelLaunch] = shim.launches(shape, buffers, plan)
     kernels.prepare({launch.kernel for launch in launches})
     for launch in launches:
-        dispatch.run(kernels[launch.kernel], memory, launch.grid, launch.block_threads, launch.kernarg)
+        ran = dispatch.run(kernels[launch.kernel], memory, launch.grid, launch.block_threads, launch.kernarg)
+        if tally is not None:
+            tally.update(ran)
     out = memory.contents(buffers.out).view(np.int16).copy()
     return torch.from_numpy(out).view(a.dtype).reshape(m, n)
