@@ -4,11 +4,13 @@ No machine here has an AMD GPU. The emulation build runs the AMD lane layouts on
 builtins modelled in CUDA; this package runs what clang actually emitted for gfx1100: the
 instructions of each kernel's `.s` (isa.compile_to_asm), one wave32 at a time, the waves of a
 workgroup in turn between barriers. It knows the instructions our kernels use and no more: an
-unknown one, an out-of-bounds or misaligned access raises. Its instruction semantics come from the
-RDNA3 ISA guide as this project reads it, shared with csrc/arch/rdna3_emu.cuh where they meet
-(dot2 and WMMA in fp32, products exact, low product first): it finds faults in how the kernels use
-the builtins, in the compiler's code, and in addressing, not in that reading itself.
+unknown one raises NotModelled; an out-of-bounds or misaligned access, an LDS race between barriers
+and a WMMA without its lanes repeated raise IsaFault. Its instruction semantics are the RDNA3 ISA
+guide's pseudocode (checked against the guide and LLVM, 2026-12-05), shared with
+csrc/arch/rdna3_emu.cuh where they meet (dot2 and WMMA in fp32, products exact): it finds faults in
+how the kernels use the builtins, in the compiler's code and in addressing, not in that reading.
 
+    toolchain.py    HIP source -> gfx1100 kernels (the ISA check's clang); the compiler it is fitted to
     program.py      the .s text of one kernel -> instructions, labels, descriptor, kernel arguments
     wave.py         one wave's registers and how operands read and write them
     memory.py       global memory (named allocations, bounds checked) and LDS

@@ -1,5 +1,10 @@
 """Global memory as named allocations at made-up addresses, every access bounds-checked, and a
-workgroup's LDS."""
+workgroup's LDS.
+
+Alignment is checked too, though ROCm runs gfx11 in its unaligned mode, where the hardware would
+serve a misaligned access: clang emits a wide access only where the source promises its alignment
+(a <4 x i32> load aligned to 8 becomes two 8-byte loads), so a misaligned one is a broken promise.
+"""
 
 from __future__ import annotations
 
