@@ -27,12 +27,13 @@ SOURCE = r"""
 #include <stdint.h>
 
 // Per thread: quotient, remainder, high word of the 64-bit product, arithmetic shift, u32 -> f32,
-// f32 -> u32 of half of it, fp32 -> fp16 bits of c, a byte permute, and a 64-bit shift-add.
+// f32 -> u32 of half of it, fp32 -> fp16 bits of c, a byte permute, a 64-bit shift-add, and the
+// larger and smaller of c and d (IEEE maxNum / minNum: +0 above -0, a quiet NaN loses).
 extern "C" __global__ void __launch_bounds__(64) arith(const uint32_t* a, const uint32_t* b, const float* c,
-                                                        uint32_t* out) {
+                                                        const float* d, uint32_t* out) {
   const int t = __builtin_amdgcn_workitem_id_x() + 64 * __builtin_amdgcn_workgroup_id_x();
   const uint32_t x = a[t], y = b[t];
-  uint32_t* o = out + 10 * t;
+  uint32_t* o = out + 12 * t;
   o[0] = x / y;
   o[1] = x % y;
   o[2] = static_cast<uint32_t>((static_cast<uint64_t>(x) * y) >> 32);
@@ -45,6 +46,8 @@ extern "C" __global__ void __launch_bounds__(64) arith(const uint32_t* a, const 
   const uint64_t wide = (static_cast<uint64_t>(x) << (y & 31)) + y;
   o[8] = static_cast<uint32_t>(wide);
   o[9] = static_cast<uint32_t>(wide >> 32);
+  o[10] = __builtin_bit_cast(uint32_t, __builtin_fmaxf(c[t], d[t]));
+  o[11] = __builtin_bit_cast(uint32_t, __builtin_fminf(c[t], d[t]));
 }
 
 __device__ inline void workgroup_barrier() {
@@ -79,7 +82,15 @@ def kernels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kernel]:
     return compile_source(TOOLCHAIN, SOURCE, Path(tmp_path_factory.mktemp("rdna3_isa")) / "small_kernels")
 
 
-def _arith_expected(x: np.ndarray, y: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _ieee_extreme(c: np.ndarray, d: np.ndarray, larger: bool) -> np.ndarray:
+    """maxNum / minNum with +0 above -0 (numpy's fmax and fmin leave the zeros' order open)."""
+    picked = np.fmax(c, d) if larger else np.fmin(c, d)
+    zeros = (c == 0) & (d == 0)
+    negative = (np.signbit(c) & np.signbit(d)) if larger else (np.signbit(c) | np.signbit(d))
+    return np.where(zeros, np.where(negative, np.float32(-0.0), np.float32(0.0)), picked).view(np.uint32)
+
+
+def _arith_expected(x: np.ndarray, y: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
     x64, y64 = x.astype(np.uint64), y.astype(np.uint64)
     f = x.astype(np.float32)
     wide = (x64 << (y64 & np.uint64(31))) + y64
@@ -94,6 +105,8 @@ def _arith_expected(x: np.ndarray, y: np.ndarray, c: np.ndarray) -> np.ndarray:
         (x & 0xFFFF0000) | (y & 0xFFFF),  # selector bytes 0, 1 from y (the second operand), 6, 7 from x
         wide & np.uint64(0xFFFFFFFF),
         wide >> np.uint64(32),
+        _ieee_extreme(c, d, larger=True),
+        _ieee_extreme(c, d, larger=False),
     ]
     return np.stack([np.asarray(c).astype(np.uint64) for c in columns], axis=1).astype(np.uint32)
 
@@ -107,14 +120,16 @@ def test_integer_float_and_64_bit_arithmetic_match_numpy(kernels: dict[str, Kern
     x[:8] = [0, 1, 0xFFFFFFFF, 0x80000000, 0x7FFFFFFF, 65535, 65536, 12345]
     # fp16's whole range and past it: subnormals, ties, overflow to infinity.
     c = (rng.standard_normal(threads) * 2.0 ** rng.integers(-26, 18, threads)).astype(np.float32)
+    d = rng.standard_normal(threads).astype(np.float32)
+    c[:6], d[:6] = [0.0, -0.0, 0.0, -0.0, np.nan, 1.0], [-0.0, 0.0, 0.0, -0.0, 2.0, np.nan]  # signed zeros, NaN
     memory = GlobalMemory()
-    pa, pb, pc = memory.allocate("a", x), memory.allocate("b", y), memory.allocate("c", c)
-    po = memory.allocate("out", 40 * threads)
+    pa, pb, pc, pd = (memory.allocate(name, v) for name, v in (("a", x), ("b", y), ("c", c), ("d", d)))
+    po = memory.allocate("out", 48 * threads)
     with modelled_or_skip(TOOLCHAIN):
-        dispatch.run(kernels["arith"], memory, (threads // 64, 1, 1), 64, struct.pack("<QQQQ", pa, pb, pc, po))
-    got = memory.contents(po).view(np.uint32).reshape(threads, 10)
-    with np.errstate(over="ignore"):
-        expected = _arith_expected(x, y, c)
+        dispatch.run(kernels["arith"], memory, (threads // 64, 1, 1), 64, struct.pack("<QQQQQ", pa, pb, pc, pd, po))
+    got = memory.contents(po).view(np.uint32).reshape(threads, 12)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = _arith_expected(x, y, c, d)
     wrong = np.argwhere(got != expected)
     assert not len(wrong), f"{len(wrong)} wrong results, first (thread, column): {wrong[:5].tolist()}"
 
