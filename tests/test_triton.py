@@ -154,7 +154,7 @@ AMD_FORMS = {
     TritonConfig("tiled", 64, 128, 64, 1, num_warps=4, num_stages=3): (32, 8, 3),
     TritonConfig("tiled", 128, 128, 64, 1, num_warps=8, num_stages=3): (64, 16, 3),
     TritonConfig("tiled", 128, 64, 64, 1, num_warps=4, num_stages=4): (64, 16, 4),
-    TritonConfig("tiled", 256, 128, 64, 1, num_warps=8, num_stages=3): (32, 16, 2),
+    TritonConfig("tiled", 256, 128, 64, 1, num_warps=8, num_stages=3): (16, 16, 2),
 }
 
 
