@@ -52,9 +52,13 @@ def _global_addresses(w: Wave, ins: Instruction, vaddr: str, saddr: str) -> np.n
     return (base.astype(np.int64) + offset).astype(np.uint64)
 
 
-def _to_bytes(registers: np.ndarray) -> np.ndarray:
-    """[dwords, lanes] uint32 -> [lanes, 4 * dwords] bytes, register 0 first."""
-    return np.ascontiguousarray(registers.T).view(np.uint8).reshape(LANES, -1)
+def _store_payload(w: Wave, data: str, nbytes: int, high_half: bool) -> np.ndarray:
+    """[lanes, nbytes] bytes a store writes from register(s) `data`: its low bytes, or with
+    `high_half` (the d16_hi forms) the high 16 bits of its register."""
+    registers = w.vector(data, max(nbytes // 4, 1))
+    if high_half:
+        registers = registers >> np.uint32(16)
+    return np.ascontiguousarray(registers.T).view(np.uint8).reshape(LANES, -1)[:, :nbytes]
 
 
 def _global_load(nbytes: int, extend: str = "") -> Handler:
@@ -78,10 +82,7 @@ def _global_store(nbytes: int, high_half: bool = False) -> Handler:
         lanes = w.exec_mask
         if not lanes.any():
             return
-        registers = w.vector(data, max(nbytes // 4, 1))
-        if high_half:
-            registers = registers >> np.uint32(16)
-        payload = _to_bytes(registers)[:, :nbytes]
+        payload = _store_payload(w, data, nbytes, high_half)
         memory.global_memory.store(_global_addresses(w, ins, vaddr, saddr)[lanes], payload[lanes], ins.text)
     return run
 
@@ -127,10 +128,7 @@ def _ds_store(nbytes: int, high_half: bool = False) -> Handler:
     def run(w: Wave, ins: Instruction, memory: MemoryContext) -> None:
         vaddr, data = ins.operands
         lanes = w.exec_mask
-        registers = w.vector(data, max(nbytes // 4, 1))
-        if high_half:
-            registers = registers >> np.uint32(16)
-        payload = _to_bytes(registers)[:, :nbytes]
+        payload = _store_payload(w, data, nbytes, high_half)
         memory.lds.store(_lds_addresses(w, ins, vaddr)[lanes], payload[lanes], ins.text, w.index)
     return run
 

@@ -134,7 +134,8 @@ class Wave:
     # ---- vector operands ([dwords, 32] uint32) ----
     def vector(self, text: str, dwords: int = 1) -> np.ndarray:
         """The raw bits; an operand with a float modifier (-x, |x|) is read by f32() alone."""
-        if parse_operand(text).neg or parse_operand(text).abs:
+        op = parse_operand(text)
+        if op.neg or op.abs:
             raise NotModelled(f"{text}: a float modifier on an operand read as bits")
         return self._bits(text, dwords)
 
