@@ -23,6 +23,7 @@ from rdna3_isa.launches import (
     GFX1100_WGPS, DecodePlan, GemmBuffers, GemmShape, KernelLaunch, LaunchShim, LaunchShimError, PrefillPlan,
     build_launch_shim, decode_slots, workspace_bytes,
 )
+from rdna3_isa.toolchain import compile_instance
 from w4a16_rdna3 import isa
 
 TOOLCHAIN, NO_TOOLCHAIN_REASON = isa.find_toolchain()
@@ -78,10 +79,6 @@ def _kernel_metadata(asm: str) -> KernelMetadata:
                           int(kernel[".group_segment_fixed_size"]), int(kernel[".max_flat_workgroup_size"]))
 
 
-def _header(kernel: str) -> str:
-    return next(source.header for source in isa.KERNEL_SOURCES if kernel in source.instances)
-
-
 @pytest.fixture(scope="module")
 def compiled(shim: LaunchShim, tmp_path_factory: pytest.TempPathFactory) -> dict[str, KernelMetadata]:
     """Metadata of every kernel the calls of _calls launch, compiled for gfx1100 one per translation unit."""
@@ -89,13 +86,11 @@ def compiled(shim: LaunchShim, tmp_path_factory: pytest.TempPathFactory) -> dict
     kernels = sorted({launch.kernel for _, launches in _calls(shim) for launch in launches})
     work = tmp_path_factory.mktemp("launch_kernels")
 
-    def compile_one(index: int) -> KernelMetadata:
-        tu = work / f"kernel{index}.hip"
-        tu.write_text(isa.translation_unit(isa.KernelSource(_header(kernels[index]), (kernels[index],))))
-        return _kernel_metadata(isa.compile_to_asm(TOOLCHAIN, tu, isa.CSRC, "gfx1100", work / f"kernel{index}.s"))
+    def compile_one(kernel: str) -> KernelMetadata:
+        return _kernel_metadata(compile_instance(TOOLCHAIN, kernel, work))
 
     with ThreadPoolExecutor() as pool:
-        return dict(zip(kernels, pool.map(compile_one, range(len(kernels)))))
+        return dict(zip(kernels, pool.map(compile_one, kernels)))
 
 
 def _calls(shim: LaunchShim) -> list[tuple[GemmShape, list[KernelLaunch]]]:

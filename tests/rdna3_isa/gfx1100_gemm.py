@@ -18,12 +18,11 @@ from rdna3_isa.launches import (
     GFX1100_WGPS, GemmBuffers, GemmShape, KernelLaunch, LaunchShim, decode_slots, workspace_bytes,
 )
 from rdna3_isa.memory import GlobalMemory
-from rdna3_isa.program import Kernel
-from rdna3_isa.toolchain import compile_source
+from rdna3_isa.program import Kernel, parse_kernel
+from rdna3_isa.toolchain import compile_instance
 from w4a16_rdna3 import isa
 from w4a16_rdna3.formats import KernelWeights
 
-_HEADER_OF = {instance: source.header for source in isa.KERNEL_SOURCES for instance in source.instances}
 # Output poison: a NaN of each dtype, so that an element no kernel writes fails the NaN check.
 _NAN_BITS = {torch.float16: 0x7E00, torch.bfloat16: 0x7FC0}
 
@@ -37,12 +36,11 @@ class Gfx1100Kernels:
         self._kernels: dict[str, Kernel] = {}
 
     def _compile(self, instance: str) -> Kernel:
-        name = re.sub(r"\W+", "_", instance).strip("_")
-        source = isa.translation_unit(isa.KernelSource(_HEADER_OF[instance], (instance,)))
-        kernels = compile_source(self._toolchain, source, self._work_dir / name)
-        if len(kernels) != 1:
-            raise RuntimeError(f"{instance}: {len(kernels)} kernels in its translation unit, expected one")
-        return next(iter(kernels.values()))
+        asm = compile_instance(self._toolchain, instance, self._work_dir)
+        symbols = re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)
+        if len(symbols) != 1:
+            raise RuntimeError(f"{instance}: {len(symbols)} kernels in its translation unit, expected one")
+        return parse_kernel(asm, symbols[0])
 
     def prepare(self, instances: set[str]) -> None:
         """Compile the instances not compiled yet, in parallel."""

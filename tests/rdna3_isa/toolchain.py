@@ -33,6 +33,18 @@ def compile_source(toolchain: isa.Toolchain, source: str, stem: Path) -> dict[st
     return {symbol: parse_kernel(asm, symbol) for symbol in re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)}
 
 
+_HEADER_OF = {instance: source.header for source in isa.KERNEL_SOURCES for instance in source.instances}
+
+
+def compile_instance(toolchain: isa.Toolchain, instance: str, work_dir: Path) -> str:
+    """The gfx1100 assembly of one kernel instance of isa.KERNEL_SOURCES, alone in its translation
+    unit (work_dir/<instance as a file name>.hip / .s)."""
+    stem = work_dir / re.sub(r"\W+", "_", instance).strip("_")
+    tu = stem.with_suffix(".hip")
+    tu.write_text(isa.translation_unit(isa.KernelSource(_HEADER_OF[instance], (instance,))))
+    return isa.compile_to_asm(toolchain, tu, isa.CSRC, ARCH, stem.with_suffix(".s"))
+
+
 @functools.cache
 def is_fitted_compiler(clang: str) -> bool:
     """Whether `clang` is an LLVM 19 clang that is not AMD's (ROCm's): the output the interpreter models."""
