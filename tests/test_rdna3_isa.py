@@ -6,7 +6,9 @@ out-of-bounds access). Skips, saying why, where the ISA check's clang is missing
 
 from __future__ import annotations
 
+import math
 import struct
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,13 @@ extern "C" __global__ void __launch_bounds__(64) arith(const uint32_t* a, const 
   o[9] = static_cast<uint32_t>(wide >> 32);
   o[10] = __builtin_bit_cast(uint32_t, __builtin_fmaxf(c[t], d[t]));
   o[11] = __builtin_bit_cast(uint32_t, __builtin_fminf(c[t], d[t]));
+}
+
+// c * d + e rounded once (v_fma_f32 or v_fmac_f32, as the compiler picks).
+extern "C" __global__ void __launch_bounds__(64) fused_multiply_add(const float* c, const float* d, const float* e,
+                                                                     float* out) {
+  const int t = __builtin_amdgcn_workitem_id_x() + 64 * __builtin_amdgcn_workgroup_id_x();
+  out[t] = __builtin_fmaf(c[t], d[t], e[t]);
 }
 
 __device__ inline void workgroup_barrier() {
@@ -132,6 +141,46 @@ def test_integer_float_and_64_bit_arithmetic_match_numpy(kernels: dict[str, Kern
         expected = _arith_expected(x, y, c, d)
     wrong = np.argwhere(got != expected)
     assert not len(wrong), f"{len(wrong)} wrong results, first (thread, column): {wrong[:5].tolist()}"
+
+
+def _nearest_fp32(value: Fraction) -> float:
+    """`value` rounded to fp32, nearest even, from its exact value (no float64 step between)."""
+    if value == 0:
+        return 0.0
+    magnitude = abs(value)
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+    if Fraction(2) ** exponent > magnitude:
+        exponent -= 1
+    unit = max(exponent - 23, -149)  # the last significand bit's weight (subnormals: 2^-149)
+    rounded = math.ldexp(round(magnitude / Fraction(2) ** unit), unit)  # round(): half to even
+    return math.copysign(rounded, value)
+
+
+def test_fp32_fma_rounds_once(kernels: dict[str, Kernel]) -> None:
+    """c * d + e against its exact value rounded to fp32. The first rows are built so that float64
+    lands on an fp32 tie the exact value is not on: (1 + 2^-23)(1 - 2^-23) + 2^24 + 2 is
+    2^24 + 3 - 2^-46, fp32 2^24 + 2, where float64 gives the tie 2^24 + 3 and then 2^24 + 4."""
+    rng = np.random.default_rng(1)
+    threads = 128
+    c = (rng.standard_normal(threads) * 2.0 ** rng.integers(-30, 30, threads)).astype(np.float32)
+    d = (rng.standard_normal(threads) * 2.0 ** rng.integers(-30, 30, threads)).astype(np.float32)
+    e = (rng.standard_normal(threads) * 2.0 ** rng.integers(-60, 60, threads)).astype(np.float32)
+    for row, scale in enumerate((0, 5, -7, 20, -40, 30)):
+        sign = -1.0 if row % 2 else 1.0
+        c[row] = sign * math.ldexp(1 + 2.0**-23, scale)
+        d[row] = 1 - 2.0**-23
+        e[row] = sign * math.ldexp(2.0**24 + 2, scale)
+    memory = GlobalMemory()
+    pc, pd, pe = (memory.allocate(name, v) for name, v in (("c", c), ("d", d), ("e", e)))
+    po = memory.allocate("out", 4 * threads)
+    with modelled_or_skip(TOOLCHAIN):
+        dispatch.run(kernels["fused_multiply_add"], memory, (threads // 64, 1, 1), 64,
+                     struct.pack("<QQQQ", pc, pd, pe, po))
+    got = memory.contents(po).view(np.float32)
+    expected = np.array([_nearest_fp32(Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z)))
+                         for x, y, z in zip(c, d, e)], dtype=np.float32)
+    wrong = np.flatnonzero(got.view(np.uint32) != expected.view(np.uint32))
+    assert not len(wrong), f"{len(wrong)} wrong results, first threads: {wrong[:8].tolist()}"
 
 
 def test_lds_carries_values_between_waves_across_a_barrier(kernels: dict[str, Kernel]) -> None:

@@ -16,6 +16,7 @@ how the kernels use the builtins, in the compiler's code and in addressing, not 
     memory.py       global memory (named allocations, bounds checked) and LDS
     scalar_ops.py   SALU and branches
     vector_ops.py   VALU: integer, compare, convert, fp32
+    fp32.py         fp32 sums rounded once (FMA, exact-product accumulation)
     packed_ops.py   VOP3P fp16 pairs, dot2, WMMA
     memory_ops.py   s_load, global_*, ds_*
     dispatch.py     a grid of workgroups: entry state, barriers, the instruction loop

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rdna3_isa.fp32 import fused_sum
 from rdna3_isa.program import Instruction
 from rdna3_isa.wave import LANES, IsaFault, NotModelled, Wave, parse_operand
 
@@ -60,9 +61,9 @@ def _pair(word: np.ndarray, bf16: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _accumulate(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """fp32 acc + a * b with the product exact and one rounding (float64 inside)."""
+    """fp32 acc + a * b with the product exact (16-bit values in float64) and one rounding."""
     with np.errstate(all="ignore"):
-        return (acc.astype(np.float64) + a * b).astype(np.float32)
+        return fused_sum(acc, a * b)
 
 
 def _dot2(bf16: bool, accumulates: bool) -> Callable[[Wave, Instruction], None]:
@@ -84,8 +85,7 @@ def _dot2(bf16: bool, accumulates: bool) -> Callable[[Wave, Instruction], None]:
         else:
             products = _accumulate((a_low * b_low).astype(np.float32), a_high, b_high)
             addend = w.u32(ins.operands[3]).view(np.float32)
-            with np.errstate(all="ignore"):
-                result = (products.astype(np.float64) + addend.astype(np.float64)).astype(np.float32)
+            result = fused_sum(products, addend)
         w.write_vector(d, result.view(np.uint32))
     return run
 

@@ -2,9 +2,8 @@
 
 16-bit results (v_cvt_f16_f32) write the low half of their VGPR and keep the high half (ISA guide
 7.1: dest_vgpr = {prev_dst_vgpr[31:16], result[15:0]}; LLVM: gfx10+ 16-bit instructions preserve
-the high bits). v_max_f32 / v_min_f32 order +0 above -0 (IEEE mode). fp32 FMAs are computed in float64 and rounded to fp32 (exact products; a
-double rounding of the sum is possible but needs an exact tie, and the tests compare by error
-bounds, not bits).
+the high bits). v_max_f32 / v_min_f32 order +0 above -0 (IEEE mode). fp32 FMAs round once
+(fp32.fused_sum of the exact product and the addend).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rdna3_isa.fp32 import fused_sum
 from rdna3_isa.program import Instruction
 from rdna3_isa.wave import LANES, NotModelled, Wave
 
@@ -195,7 +195,7 @@ _register("v_cndmask_b32", _cndmask)
 
 # ---- fp32 ----
 def _f32_op(opcode: str, arity: int, fn: Callable[..., np.ndarray], accumulates: bool = False) -> None:
-    """D = fn(S0, ...) in fp32 (float64 inside where it fuses); `accumulates`: D is also the last source."""
+    """D = fn(S0, ...) in fp32; `accumulates`: D is also the last source."""
     def run(w: Wave, ins: Instruction) -> None:
         sources = [w.f32(text) for text in ins.operands[1:1 + arity]]
         if accumulates:
@@ -207,7 +207,7 @@ def _f32_op(opcode: str, arity: int, fn: Callable[..., np.ndarray], accumulates:
 
 
 def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    return a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)
+    return fused_sum(a.astype(np.float64) * b.astype(np.float64), c)  # the product is exact in float64
 
 
 _f32_op("v_add_f32", 2, lambda a, b: a + b)
