@@ -1,7 +1,8 @@
 """The RDNA3 ISA interpreter itself (tests/rdna3_isa), on small kernels compiled for gfx1100 whose
-answers numpy knows: integer and 64-bit arithmetic, the compiler's division sequence, conversions,
-byte permutes, LDS across waves and the barrier, and the faults it must raise (an LDS race, an
-out-of-bounds access). Skips, saying why, where the ISA check's clang is missing.
+answers numpy (or exact fractions) knows: integer and 64-bit arithmetic, the compiler's division
+sequence, conversions, byte permutes, fp32 FMAs rounded once, LDS across waves and the barrier, and
+the faults it must raise (an LDS race, an out-of-bounds access). Skips, saying why, where the ISA
+check's clang is missing.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ by the ISA check's clang (isa.compile_to_asm), the launches the product's host c
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +17,7 @@ from rdna3_isa.launches import (
     GFX1100_WGPS, GemmBuffers, GemmShape, KernelLaunch, LaunchShim, decode_slots, workspace_bytes,
 )
 from rdna3_isa.memory import GlobalMemory
-from rdna3_isa.program import Kernel, parse_kernel
+from rdna3_isa.program import Kernel, kernel_symbols, parse_kernel
 from rdna3_isa.toolchain import compile_instance
 from w4a16_rdna3 import isa
 from w4a16_rdna3.formats import KernelWeights
@@ -37,7 +36,7 @@ class Gfx1100Kernels:
 
     def _compile(self, instance: str) -> Kernel:
         asm = compile_instance(self._toolchain, instance, self._work_dir)
-        symbols = re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)
+        symbols = kernel_symbols(asm)
         if len(symbols) != 1:
             raise RuntimeError(f"{instance}: {len(symbols)} kernels in its translation unit, expected one")
         return parse_kernel(asm, symbols[0])

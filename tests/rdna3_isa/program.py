@@ -74,6 +74,11 @@ def _descriptor(asm: str, symbol: str) -> dict[str, int]:
     return {key: int(value, 0) for key, value in re.findall(r"\.amdhsa_(\w+)\s+(\S+)", match[1])}
 
 
+def kernel_symbols(asm: str) -> list[str]:
+    """The symbols of the kernels of `asm` (one compiled .s file), in order."""
+    return re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)
+
+
 def parse_kernel(asm: str, symbol: str) -> Kernel:
     """The kernel `symbol` of `asm` (one compiled .s file)."""
     body = re.search(rf"^{re.escape(symbol)}:.*?\n(.*?)^\.Lfunc_end\d+:", asm, re.S | re.M)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rdna3_isa.program import Kernel, parse_kernel
+from rdna3_isa.program import Kernel, kernel_symbols, parse_kernel
 from rdna3_isa.wave import NotModelled
 from w4a16_rdna3 import isa
 
@@ -30,7 +30,7 @@ def compile_source(toolchain: isa.Toolchain, source: str, stem: Path) -> dict[st
     tu = stem.with_suffix(".hip")
     tu.write_text(source)
     asm = isa.compile_to_asm(toolchain, tu, isa.CSRC, ARCH, stem.with_suffix(".s"))
-    return {symbol: parse_kernel(asm, symbol) for symbol in re.findall(r"^\s*\.amdhsa_kernel (\S+)", asm, re.M)}
+    return {symbol: parse_kernel(asm, symbol) for symbol in kernel_symbols(asm)}
 
 
 _HEADER_OF = {instance: source.header for source in isa.KERNEL_SOURCES for instance in source.instances}
