@@ -22,27 +22,27 @@ from rdna3_isa.wave import NotModelled
 from w4a16_rdna3 import isa
 
 ARCH = "gfx1100"
+_HEADER_OF = {instance: source.header for source in isa.KERNEL_SOURCES for instance in source.instances}
+
+
+def _compile_to_asm(toolchain: isa.Toolchain, source: str, stem: Path) -> str:
+    """HIP `source` (which may include csrc/ headers) written to stem.hip, its gfx1100 assembly to stem.s."""
+    tu = stem.with_suffix(".hip")
+    tu.write_text(source)
+    return isa.compile_to_asm(toolchain, tu, isa.CSRC, ARCH, stem.with_suffix(".s"))
 
 
 def compile_source(toolchain: isa.Toolchain, source: str, stem: Path) -> dict[str, Kernel]:
-    """Every kernel of HIP `source` (which may include csrc/ headers), compiled for gfx1100 into
-    stem.hip / stem.s, by symbol."""
-    tu = stem.with_suffix(".hip")
-    tu.write_text(source)
-    asm = isa.compile_to_asm(toolchain, tu, isa.CSRC, ARCH, stem.with_suffix(".s"))
+    """Every kernel of HIP `source`, compiled for gfx1100 into stem.hip / stem.s, by symbol."""
+    asm = _compile_to_asm(toolchain, source, stem)
     return {symbol: parse_kernel(asm, symbol) for symbol in kernel_symbols(asm)}
-
-
-_HEADER_OF = {instance: source.header for source in isa.KERNEL_SOURCES for instance in source.instances}
 
 
 def compile_instance(toolchain: isa.Toolchain, instance: str, work_dir: Path) -> str:
     """The gfx1100 assembly of one kernel instance of isa.KERNEL_SOURCES, alone in its translation
     unit (work_dir/<instance as a file name>.hip / .s)."""
-    stem = work_dir / re.sub(r"\W+", "_", instance).strip("_")
-    tu = stem.with_suffix(".hip")
-    tu.write_text(isa.translation_unit(isa.KernelSource(_HEADER_OF[instance], (instance,))))
-    return isa.compile_to_asm(toolchain, tu, isa.CSRC, ARCH, stem.with_suffix(".s"))
+    source = isa.translation_unit(isa.KernelSource(_HEADER_OF[instance], (instance,)))
+    return _compile_to_asm(toolchain, source, work_dir / re.sub(r"\W+", "_", instance).strip("_"))
 
 
 @functools.cache
