@@ -12,8 +12,6 @@
 // Block: kWarps waves (one of the tile's two block sizes) over the same kColsPerBlock columns, going
 // down the K split together in bands of b_q rows (a batch of loads per wave each); the waves' sums
 // meet in LDS at the end.
-// Launch: where the arch can (arch::GridDependency), the kernel may start while the kernel ahead of
-// it in the stream finishes; it then only prefetches weights until that kernel has completed.
 // Grid: x = column tiles, y = K splits, z = row tiles of kRows rows. With one split the block
 // writes `out` (bias, conversion). Otherwise the splits' fp32 sums meet in a [splits, M, N]
 // workspace that split_k_reduce_kernel.cuh sums in split order or, in the kClusterSums kernels
@@ -31,15 +29,6 @@ namespace w4a16::dot2 {
 
 constexpr int kColsPerLoad = 4;  // one 16-byte b_q load: 4 int32 columns
 constexpr int kMaxRows = 16;                                      // largest row tile (M) of one block
-// Bands of b_q rows a block asks the L2 for before it waits for the kernel ahead of it in the
-// stream, where the arch launches it before that kernel has completed (arch::GridDependency).
-// Measured on an H100 (decode tuner, back-to-back calls, same call, two rounds, M = 1 / 8, against
-// stream order): 2 bands took 11.98-12.06 / 13.30-13.48 against 12.71-12.84 / 14.17-14.38 us on
-// (4096, 14336), 12.56-12.58 / 13.89-13.93 against 13.18-13.30 / 14.91-15.04 on (14336, 4096),
-// 28.28 / 28.56 against 28.82-29.21 / 29.96-30.09 on (5120, 27648); none 12.63-12.65 / 14.06-14.09,
-// 13.10-13.18 / 14.67-14.77 and 29.73-29.81 / 29.50-29.53; 4 bands 13.06 / 14.07-14.08,
-// 13.16-13.21 / 14.63-14.70 and 29.35-29.38 / 29.08-29.23.
-constexpr int kBandsBeforeWait = 2;
 
 // A block with a row tile of kRows: the arch's decode math for it, its waves, the columns and rows
 // of a wave step, and its LDS: one chunk of activations (8 KiB whatever the tile; 4096 K values at
@@ -302,10 +291,6 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   using SplitSums = typename Tile<kRows>::SplitSums;
   static_assert(!kClusterSums || SplitSums::kMaxClusterSplits > 0, "K splits meet in clusters only where the arch has them");
   if constexpr (kClusterSums) SplitSums::announce_start();
-  // The next decode kernel in the stream may start on the SMs this grid's blocks leave (it waits
-  // for this one before it reads anything).
-  using GridDependency = arch::GridDependency;
-  GridDependency::allow_dependents();
 
   const int lane = arch::lane_id();
   const int warp = arch::thread_id() / arch::kWaveSize;
@@ -342,19 +327,6 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   constexpr int kBatchRows = kLoadsInFlight * kLaneRows;
   constexpr int kBandRows = kWarps * kBatchRows;
   const int chunk_rows = kStaged ? kChunkRows : kk_end - kk_begin;
-  // Launched before the kernel ahead of it in the stream has completed (GridDependency::
-  // kProgrammatic), the block asks the L2 for its first kBandsBeforeWait bands of weights meanwhile
-  // (prefetches only: nothing read into registers before the wait), then waits for that kernel.
-  if constexpr (GridDependency::kProgrammatic) {
-#pragma unroll
-    for (int band = 0; band < kBandsBeforeWait; ++band) {
-#pragma unroll
-      for (int u = 0; u < kLoadsInFlight; ++u) {
-        prefetch_row(cols, kk_begin, band * kBandRows + warp * kBatchRows + u * kLaneRows + lane_row, kk_end - kk_begin);
-      }
-    }
-    GridDependency::wait_for_prior();
-  }
   for (int chunk0 = kk_begin; chunk0 < kk_end; chunk0 += chunk_rows) {
     const int rows = min(chunk_rows, kk_end - chunk0);
     // The chunk's first weight loads go out right before its activations are staged, so that the

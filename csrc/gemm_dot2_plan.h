@@ -219,19 +219,6 @@ SplitMeeting split_meeting(const Launch& shape) {
   return SplitMeeting::kWorkspace;
 }
 
-// `kernel` on `grid` after the work ahead of it in `stream`: launched programmatically where the
-// arch's GridDependency is (the kernel waits for the kernel ahead before it reads its inputs),
-// stream-ordered otherwise.
-template <class GridDependency, class Kernel>
-cudaError_t launch_after_prior(Kernel kernel, dim3 grid, dim3 block, cudaStream_t stream, const Dot2Args& args) {
-  if constexpr (GridDependency::kProgrammatic) {
-    return GridDependency::launch(kernel, grid, block, stream, args);
-  } else {
-    kernel<<<grid, block, 0, stream>>>(args);
-    return cudaGetLastError();
-  }
-}
-
 // One call on the grid of `shape`, its K splits meeting as `meeting` says (split_meeting): with
 // kWorkspace, args.partial must hold a [splits, M, N] fp32 workspace, summed by
 // split_k_reduce_kernel after the decode kernel. Returns the first launch error.
@@ -251,8 +238,8 @@ cudaError_t launch_planned(Dot2Args args, const Launch& shape, SplitMeeting meet
                                  Tile<kRows>::inbox_bytes(args.splits), stream, args);
       }
     }
-    return launch_after_prior<arch::GridDependency>(gemm_dot2_kernel<kBf16, kHasZeros, kRows, kWarps>, grid, block,
-                                                    stream, args);
+    gemm_dot2_kernel<kBf16, kHasZeros, kRows, kWarps><<<grid, block, 0, stream>>>(args);
+    return cudaGetLastError();
   });
   if (launched != cudaSuccess || meeting != SplitMeeting::kWorkspace) return launched;
   return launch_split_k_reduce<kBf16>(args.partial, args.splits, args.m, args.n, args.bias, args.out, stream);

@@ -19,13 +19,6 @@ struct alignas(8) U32x2 {
 struct WorkspaceSplitSums {
   static constexpr int kMaxClusterSplits = 0;  // no split meets another in a cluster
 };
-// How a decode kernel follows the kernel before it in the stream (each arch's GridDependency): once
-// that kernel has completed; cuda.cuh's sm_90 builds take programmatic_launch_sm90.cuh instead.
-struct StreamOrderedLaunch {
-  static constexpr bool kProgrammatic = false;
-  __device__ static void allow_dependents() {}
-  __device__ static void wait_for_prior() {}
-};
 }  // namespace w4a16::arch
 
 // The decode math (DecodeMath of each arch header): per-lane dot2 on gfx11 and in its emulation

@@ -9,8 +9,6 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include "programmatic_launch_sm90.cuh"
-
 namespace w4a16::arch {
 
 struct ClusterSplitSums {
@@ -67,7 +65,7 @@ struct ClusterSplitSums {
   // clusters of 4 two-per-SM 16-warp blocks on an H200, load balancing 66, so 64 tiles of 4 K splits
   // took a second wave (decode tuner, M = 1 on (14336, 4096): 17.0 against 11.8 us).
   struct Config {
-    cudaLaunchAttribute attrs[3];
+    cudaLaunchAttribute attrs[2];
     cudaLaunchConfig_t config;
     Config(dim3 grid, dim3 block, size_t inbox_bytes, cudaStream_t stream) : attrs{}, config{} {
       attrs[0].id = cudaLaunchAttributeClusterDimension;
@@ -76,13 +74,12 @@ struct ClusterSplitSums {
       attrs[0].val.clusterDim.z = 1;
       attrs[1].id = cudaLaunchAttributeClusterSchedulingPolicyPreference;
       attrs[1].val.clusterSchedulingPolicyPreference = cudaClusterSchedulingPolicyLoadBalancing;
-      attrs[2] = ProgrammaticLaunch::attribute();
       config.gridDim = grid;
       config.blockDim = block;
       config.dynamicSmemBytes = inbox_bytes;
       config.stream = stream;
       config.attrs = attrs;
-      config.numAttrs = 3;
+      config.numAttrs = 2;
     }
     Config(const Config&) = delete;  // config.attrs points into this object
   };

@@ -347,21 +347,17 @@ using LaneAddress = LanePointer<T>;
 
 // Where a decode tile's K splits meet: in a thread-block cluster where every device pass has
 // clusters (CMakeLists.txt defines W4A16_CUDA_CLUSTERS then; the launcher must know), in the
-// workspace otherwise. The same passes have programmatic dependent launch, which the decode kernel
-// then takes (GridDependency); stream order otherwise.
+// workspace otherwise.
 #if defined(W4A16_CUDA_CLUSTERS)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 #error "W4A16_CUDA_CLUSTERS: every device pass must be sm_90 or later"
 #endif
 #include "cluster_split_sums_sm90.cuh"
-#include "programmatic_launch_sm90.cuh"
 namespace w4a16::arch {
 using SplitSums = ClusterSplitSums;
-using GridDependency = ProgrammaticLaunch;
 }  // namespace w4a16::arch
 #else
 namespace w4a16::arch {
 using SplitSums = WorkspaceSplitSums;
-using GridDependency = StreamOrderedLaunch;
 }  // namespace w4a16::arch
 #endif

@@ -124,7 +124,6 @@ struct LaneDecode {
 template <int kRows>
 using DecodeMath = LaneDecode<kRows>;
 using SplitSums = WorkspaceSplitSums;  // no thread-block clusters
-using GridDependency = StreamOrderedLaunch;
 
 // Largest M for which the gemm op takes the decode kernel. Not measured (no gfx1100 here): at
 // M = 16 the dot2 work of a (4096, 14336) layer (~0.47 G v_dot2 at ~2 per lane per clock on 96
