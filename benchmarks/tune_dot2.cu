@@ -5,17 +5,19 @@
 //
 //   nvcc -arch=sm_90 -std=c++17 -O3 -DW4A16_CUDA_CLUSTERS -I csrc -o tune_dot2 benchmarks/tune_dot2.cu  # native
 //   nvcc -arch=sm_90 -std=c++17 -O3 -DW4A16_RDNA3_EMULATION -I csrc ...                            # emulation
-//   ./tune_dot2 [label] [zeros] [l2]
+//   ./tune_dot2 [label] [zeros] [l2] [between]
 //   TUNE_SHAPES=4096x14336,5120x27648 TUNE_WARPS=8 ./tune_dot2 ...   # other (K, N); one block size
 //   TUNE_SPLITS=0 ./tune_dot2 ...                                     # the plan's splits only
 //
 // fp16, G = 128, symmetric (with `zeros`: random zero points), random data; weights rotated past 2x
 // the L2 (with `l2`: one copy, not rotated, so a layer smaller than the L2 is read from it); each
 // time is the median of CUDA-graph replays of back-to-back calls (split-K reduction included), as
-// w4a16_rdna3/bench.py times the extension. GB/s counts int4 weights + scales (+ zero points). Each
-// layer's "read limit" row times read_probe, which only streams those bytes: the most a decode
-// kernel could reach at that size, kernel boundary included. Its "slice read limit" row times
-// slice_probe, which reads b_q alone in the decode kernel's order (64-column slices down K).
+// w4a16_rdna3/bench.py times the extension. With `between`, a kernel that writes the activations
+// (as a serving step's norm would) runs before each call, and the time is of both kernels. GB/s
+// counts int4 weights + scales (+ zero points). Each layer's "read limit" row times read_probe,
+// which only streams those bytes: the most a decode kernel could reach at that size, kernel
+// boundary included. Its "slice read limit" row times slice_probe, which reads b_q alone in the
+// decode kernel's order (64-column slices down K).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -56,6 +58,13 @@ __device__ uint32_t hash(size_t i, uint32_t seed) {
 __global__ void fill_words(uint32_t* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) {
     p[i] = hash(i, seed);
+  }
+}
+
+// a[i] = source[i]: the kernel that writes a decode call's activations just before it (`between`).
+__global__ void write_activations(uint16_t* a, const uint16_t* source, size_t n) {
+  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) {
+    a[i] = source[i];
   }
 }
 
@@ -286,10 +295,11 @@ std::vector<std::string> comma_list(const std::string& spec) {
 
 int main(int argc, char** argv) {
   const char* label = argc > 1 ? argv[1] : "gemm_dot2";
-  bool with_zeros = false, l2_resident = false;
+  bool with_zeros = false, l2_resident = false, between = false;
   for (int i = 2; i < argc; ++i) {
     with_zeros = with_zeros || std::string(argv[i]) == "zeros";
     l2_resident = l2_resident || std::string(argv[i]) == "l2";
+    between = between || std::string(argv[i]) == "between";
   }
   // (K, N): the three benchmark layers, or TUNE_SHAPES ("KxN,KxN,...").
   std::vector<std::array<int, 2>> shapes = {{4096, 14336}, {14336, 4096}, {5120, 27648}};
@@ -311,9 +321,10 @@ int main(int argc, char** argv) {
   int sms = 0;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   const float copy = copy_gbs(stream);
-  std::printf("# %s%s%s: resident blocks (of the largest size) per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; "
+  std::printf("# %s%s%s%s: resident blocks (of the largest size) per SM for row tiles 1, 2, 4, 8, 16: %d %d %d %d %d; "
               "copy %.0f GB/s\n",
               label, with_zeros ? " (zero points)" : "", l2_resident ? " (weights not rotated)" : "",
+              between ? " (activations written before each call)" : "",
               resident_blocks<1>(), resident_blocks<2>(), resident_blocks<4>(), resident_blocks<8>(), resident_blocks<16>(),
               copy);
   int probe_blocks = 0;
@@ -342,13 +353,15 @@ int main(int argc, char** argv) {
       const float typical = 1.0f / (8.0f * std::sqrt(static_cast<float>(k)));
       fill_halves<<<1024, 256, 0, stream>>>(scales[c], scale_count, 99 + c, 0.5f * typical, 1.5f * typical);
     }
-    uint16_t *a, *out;
+    uint16_t *a, *a_source, *out;
     float *ref, *partial;
     CHECK(cudaMalloc(&a, 16 * size_t(k) * 2));
     CHECK(cudaMalloc(&out, 16 * size_t(n) * 2));
     CHECK(cudaMalloc(&ref, 16 * size_t(n) * 4));
     CHECK(cudaMalloc(&partial, size_t{dot2::kMaxSplits} * 16 * n * 4));
     fill_halves<<<1024, 256, 0, stream>>>(a, 16 * size_t(k), 5, -2.0f, 2.0f);
+    CHECK(cudaMalloc(&a_source, 16 * size_t(k) * 2));
+    CHECK(cudaMemcpyAsync(a_source, a, 16 * size_t(k) * 2, cudaMemcpyDeviceToDevice, stream));
     const int calls = copies * ((10 + copies - 1) / copies);
     const auto probe_us = [&] {
       return graph_us(stream, calls, [&](int i) {
@@ -406,6 +419,7 @@ int main(int argc, char** argv) {
             p.b_q = b_q[i % copies];
             p.scales = scales[i % copies];
             p.zeros = zeros[i % copies];
+            if (between) write_activations<<<sms, 256, 0, stream>>>(a, a_source, size_t(m) * k);
             ran = launch_any(p, forced, sms, stream);
           });
         };
@@ -426,6 +440,7 @@ int main(int argc, char** argv) {
       CHECK(cudaFree(zeros[c]));
     }
     CHECK(cudaFree(a));
+    CHECK(cudaFree(a_source));
     CHECK(cudaFree(out));
     CHECK(cudaFree(ref));
     CHECK(cudaFree(partial));
