@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -49,6 +51,24 @@ def test_info_build_line_says_which_group_sizes_decode_takes(monkeypatch: pytest
     native = next(line for line in lines if line.startswith("native kernels"))
     assert native.endswith("built: backend cuda, arches sm_90a; decode kernel for group sizes that are multiples "
                            "of 32 or K (others: WMMA)")
+
+
+def test_info_lists_every_gpu_torch_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+    cards = [SimpleNamespace(name="Radeon RX 7900 XTX", gcnArchName="gfx1100", major=11, minor=0,
+                             multi_processor_count=48),
+             SimpleNamespace(name="Radeon PRO W7900", gcnArchName="gfx1100", major=11, minor=0,
+                             multi_processor_count=48),
+             SimpleNamespace(name="AMD Radeon Graphics", gcnArchName="gfx1036", major=10, minor=3,
+                             multi_processor_count=1)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(cards))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: cards[index])
+    monkeypatch.setattr(cli_info.kernels, "choose_kernel", lambda config: SimpleNamespace(kernel=None, refusals={}))
+    lines = cli_info.info_lines()
+    first = lines.index("GPU (torch)     0: Radeon RX 7900 XTX (gfx1100, 48 WGPs (96 CUs))")
+    assert lines[first + 1:first + 3] == ["                1: Radeon PRO W7900 (gfx1100, 48 WGPs (96 CUs))",
+                                          "                2: AMD Radeon Graphics (gfx1036, 1 WGPs (2 CUs))"]
+    assert lines[first + 3].startswith("GPU arch")
 
 
 @pytest.mark.parametrize(("arch", "expected"), [

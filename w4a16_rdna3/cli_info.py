@@ -23,12 +23,16 @@ def multiprocessors(count: int, arch: str) -> str:
     return f"{count} CUs"
 
 
-def _device_line() -> str:
+def _device_lines() -> list[str]:
+    """One line per GPU torch sees, by index: the kernels run on whichever of them a tensor is on."""
     if not torch.cuda.is_available():
-        return "none visible to torch (CPU only)"
-    props = torch.cuda.get_device_properties(0)
-    arch = getattr(props, "gcnArchName", "") or f"sm_{props.major}{props.minor}"
-    return f"{props.name} ({arch}, {multiprocessors(props.multi_processor_count, arch)})"
+        return ["none visible to torch (CPU only)"]
+    lines = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        arch = getattr(props, "gcnArchName", "") or f"sm_{props.major}{props.minor}"
+        lines.append(f"{index}: {props.name} ({arch}, {multiprocessors(props.multi_processor_count, arch)})")
+    return lines
 
 
 def _build_line(info: dict | None, reason: str) -> str:
@@ -45,10 +49,12 @@ def _build_line(info: dict | None, reason: str) -> str:
 def info_lines() -> list[str]:
     torch_backend = f"HIP {torch.version.hip}" if torch.version.hip else (
         f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU build")
+    first_gpu, *other_gpus = _device_lines()
     lines = [
         f"python          {host_platform.python_version()}",
         f"torch           {torch.__version__} ({torch_backend})",
-        f"GPU (torch)     {_device_line()}",
+        f"GPU (torch)     {first_gpu}",
+        *(f"                {gpu}" for gpu in other_gpus),
         f"GPU arch        {platform.gcn_arch() or 'none'} ({platform.gcn_arch_reason()})",
         f"native kernels  {_build_line(_ops.native_build_info(), _ops.native_unavailable_reason())}",
         f"RDNA3 emulation {_build_line(_ops.emulation_build_info(), _ops.emulation_unavailable_reason())}",
