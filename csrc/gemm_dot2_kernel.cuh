@@ -375,13 +375,19 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
 
   // The waves' sums meet in LDS, kPassRows rows at a time: reduce[w][r][col] with the arch's
   // accumulator map (slot -> row, column), then thread t sums column t % kColsPerBlock over the
-  // waves in wave order.
+  // waves in wave order. A wave stores its first pass as soon as its band loop ends where no chunk
+  // of activations was staged (the LDS is free): its stores then overlap the other waves' loops
+  // instead of all waiting for the last. Measured on an H100 (decode tuner, same call, two rounds,
+  // against a barrier first): M = 4 / 8 13.12-13.13 / 13.50-13.54 against 13.49-13.59 / 14.27-14.32
+  // us on (4096, 14336), 13.51-13.63 / 14.10-14.28 against 13.82-13.89 / 14.89-14.93 on
+  // (14336, 4096), 29.57-29.65 against 29.95-29.97 at M = 8 on (5120, 27648); M = 1, 2 and 16
+  // within 0.2 us.
   constexpr int kPassRows = Tile<kRows>::kPassRows;
   const bool single_split = p.splits == 1;
   if constexpr (kClusterSums) SplitSums::wait_all_started();
 #pragma unroll
   for (int r0 = 0; r0 < kRows; r0 += kPassRows) {
-    arch::barrier();
+    if (kStaged || r0 > 0) arch::barrier();  // the LDS holds activations or the last pass's sums
 #pragma unroll
     for (int slot = 0; slot < Math::kAccSlots; ++slot) {
       const int r = Math::acc_row(lane, slot) - r0;
