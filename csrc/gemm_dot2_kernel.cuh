@@ -381,7 +381,7 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   // against a barrier first): M = 4 / 8 13.12-13.13 / 13.50-13.54 against 13.49-13.59 / 14.27-14.32
   // us on (4096, 14336), 13.51-13.63 / 14.10-14.28 against 13.82-13.89 / 14.89-14.93 on
   // (14336, 4096), 29.57-29.65 against 29.95-29.97 at M = 8 on (5120, 27648); M = 1, 2 and 16
-  // within 0.2 us.
+  // within 0.3 us.
   constexpr int kPassRows = Tile<kRows>::kPassRows;
   const bool single_split = p.splits == 1;
   if constexpr (kClusterSums) SplitSums::wait_all_started();
