@@ -290,7 +290,12 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
   float* reduce = reinterpret_cast<float*>(smem);
   using SplitSums = typename Tile<kRows>::SplitSums;
   static_assert(!kClusterSums || SplitSums::kMaxClusterSplits > 0, "K splits meet in clusters only where the arch has them");
-  if constexpr (kClusterSums) SplitSums::announce_start();
+  // The first split's arrival barrier counts every split's sums in bytes (an mbarrier counts fewer
+  // than 2^20): each split sends all kRows x kColsPerBlock of them, inside M and N or not.
+  constexpr int kSplitSumBytes = kRows * Tile<kRows>::kColsPerBlock * 4;
+  static_assert(!kClusterSums || SplitSums::kMaxClusterSplits * kSplitSumBytes < (1 << 20),
+                "the sends of a cluster fit the arrival barrier's byte count");
+  if constexpr (kClusterSums) SplitSums::announce_start(static_cast<uint32_t>(p.splits * kSplitSumBytes));
 
   const int lane = arch::lane_id();
   const int warp = arch::thread_id() / arch::kWaveSize;
@@ -401,13 +406,14 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
       const int col = idx - r * kColsPerBlock;
       const int m = m0 + r0 + r;
       const int n = arch::block_id_x() * kColsPerBlock + col;
-      if (m >= p.m || n >= p.n) continue;
+      // Every slot goes to the cluster's first split, outside M and N too: it counts the bytes.
+      if (!kClusterSums && (m >= p.m || n >= p.n)) continue;
       float sum = 0.0f;
       for (int w = 0; w < kWarps; ++w) sum += reduce[(w * kPassRows + r) * kColsPerBlock + col];
-      if (single_split) {
-        store_output<kBf16>(p, m, n, sum);
-      } else if constexpr (kClusterSums) {
+      if constexpr (kClusterSums) {
         SplitSums::send_to_first((arch::block_id_y() * kRows + r0 + r) * kColsPerBlock + col, sum);
+      } else if (single_split) {
+        store_output<kBf16>(p, m, n, sum);
       } else {
         p.partial[(static_cast<size_t>(arch::block_id_y()) * p.m + m) * p.n + n] = sum;
       }
@@ -416,8 +422,8 @@ __global__ void __launch_bounds__(kWarps* arch::kWaveSize, Tile<kRows>::Math::kM
 
   // The first split of a cluster adds every split's sums in split order, as split_k_reduce_kernel.
   if constexpr (kClusterSums) {
-    SplitSums::sync();
     if (arch::block_id_y() != 0) return;
+    SplitSums::wait_all_sent();
     const float* inbox = SplitSums::inbox();
     for (int idx = arch::thread_id(); idx < kRows * kColsPerBlock; idx += kThreads) {
       const int r = idx / kColsPerBlock;
