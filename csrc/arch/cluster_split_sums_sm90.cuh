@@ -2,8 +2,8 @@
 // device pass has clusters). The blocks of one decode tile's K splits (grid y, up to 8: the portable
 // cluster size) are launched as one cluster; each block sends its fp32 sums into the shared memory
 // of the cluster's first block (rank 0, the split at y = 0), which adds them in split order once
-// its arrival barrier (an mbarrier) has counted every send's bytes. No workspace and no second kernel, and the same additions in the same order
-// as split_k_reduce_kernel.cuh: the same bits.
+// its arrival barrier (an mbarrier) has counted every send's bytes. No workspace and no second
+// kernel, and the same additions in the same order as split_k_reduce_kernel.cuh: the same bits.
 #pragma once
 
 #include <cuda_runtime.h>
